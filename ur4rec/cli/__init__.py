@@ -1,0 +1,28 @@
+"""The `ur4rec` command line: one command per pipeline stage, plus tools (doctor, cache, bench).
+
+Heavy libraries (torch, vllm, transformers) are imported inside the commands so `ur4rec --help` is instant.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="ur4rec",
+    help="UR4Rec pipeline: fetch -> prepare -> generate -> encode -> train -> pretrain -> evaluate -> report.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """UR4Rec pipeline commands (each reads params.yaml; see --params and -S)."""
+
+
+# Each module adds its commands to `app`; the order here is the order in --help.
+from ur4rec.cli import doctor, data, llm, encode, train, report  # noqa: E402,F401
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,5 @@
+"""CLI commands for the report part of the pipeline."""
+
+from __future__ import annotations
+
+from ur4rec.cli import app  # noqa: F401
