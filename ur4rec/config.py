@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -20,6 +21,7 @@ import yaml
 T = TypeVar("T")
 
 DEFAULT_PARAMS = Path("params.yaml")
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 class ParamsError(ValueError):
@@ -51,6 +53,8 @@ def apply_override(params: dict[str, Any], item: str) -> None:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ParamsError(f"override {item!r}: value is not valid YAML: {exc}") from exc
+    if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads "1e-3" as a string; nobody means that
     node = params
     parts = key.strip().split(".")
     for part in parts[:-1]:

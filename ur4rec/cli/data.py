@@ -1,5 +1,52 @@
-"""CLI commands for the data part of the pipeline."""
+"""CLI commands for the data part of the pipeline: `ur4rec fetch` and `ur4rec prepare`."""
 
 from __future__ import annotations
 
-from ur4rec.cli import app  # noqa: F401
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ur4rec.cli import app
+from ur4rec.cli.common import ParamsOpt, SetOpt, read_params
+from ur4rec.config import DEFAULT_PARAMS
+
+DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="Dataset name (a key of `dataset` in params).")]
+
+
+@app.command()
+def fetch(
+    dataset: DatasetOpt,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for the raw files (default: data/raw/<dataset>).")] = None,
+    params: ParamsOpt = DEFAULT_PARAMS,
+    sets: SetOpt = None,
+) -> None:
+    """Put a dataset's raw files in place: copy from a fetch.mirrors folder, else download and verify."""
+    from ur4rec.data.fetch import FetchError, fetch_from_params
+
+    try:
+        fetch_from_params(read_params(params, sets), dataset, out)
+    except (FetchError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def prepare(
+    dataset: DatasetOpt,
+    raw_dir: Annotated[Optional[Path], typer.Option("--raw-dir", help="Raw files (default: data/raw/<dataset>).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder (default: data/<dataset>/prepared).")] = None,
+    params: ParamsOpt = DEFAULT_PARAMS,
+    sets: SetOpt = None,
+) -> None:
+    """Turn raw files into leak-free reranking samples (items, users, interactions, splits, stats.json)."""
+    from ur4rec.data.prepare import prepare_dataset
+
+    try:
+        stats = prepare_dataset(read_params(params, sets), dataset, raw_dir, out)
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    summary = {k: stats[k] for k in ("users", "items", "interactions", "samples", "skipped_lines")}
+    typer.echo(json.dumps(summary))

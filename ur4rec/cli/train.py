@@ -1,5 +1,74 @@
-"""CLI commands for the train part of the pipeline."""
+"""CLI commands for the train part of the pipeline: `ur4rec train`, `ur4rec evaluate`, `ur4rec compare`."""
 
 from __future__ import annotations
 
-from ur4rec.cli import app  # noqa: F401
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ur4rec.cli import app
+from ur4rec.cli.common import ParamsOpt, SetOpt, read_params
+from ur4rec.config import DEFAULT_PARAMS
+
+DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="Dataset name (a key of `dataset` in params).")]
+BackboneOpt = Annotated[str, typer.Option("--backbone", "-b", help="dlcm | prm | setrank | gru4rec | sasrec")]
+VariantOpt = Annotated[str, typer.Option("--variant", help="Run variant; `base` is the backbone alone.")]
+
+
+@app.command()
+def train(dataset: DatasetOpt, backbone: BackboneOpt, variant: VariantOpt = "base",
+          params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
+    """Train a backbone on the prepared samples (early stopping on validation) into data/<ds>/runs/."""
+    from ur4rec.train.run import run_training
+
+    _check_base(variant)
+    try:
+        result = run_training(dataset, backbone, variant, read_params(params, sets))
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps({k: getattr(result, k) for k in ("best_epoch", "best_valid", "select_metric", "epochs_run",
+                                                              "mean_epoch_seconds", "peak_rss_mb")}))
+
+
+@app.command()
+def evaluate(dataset: DatasetOpt, backbone: BackboneOpt, variant: VariantOpt = "base",
+             params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
+    """Score a trained run on the test split: per-sample and mean MAP@k / NDCG@k."""
+    from ur4rec.eval.run import evaluate_run
+
+    _check_base(variant)
+    try:
+        means = evaluate_run(dataset, backbone, variant, read_params(params, sets))
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps(means))
+
+
+@app.command()
+def compare(
+    a: Annotated[Path, typer.Argument(help="per_sample.parquet of the reference run.")],
+    b: Annotated[Path, typer.Argument(help="per_sample.parquet of the run compared with it.")],
+    metric: Annotated[str, typer.Option("--metric", "-m", help="Column to test, e.g. ndcg@10.")] = "ndcg@10",
+) -> None:
+    """Paired t-test of one metric between two runs evaluated on the same test samples."""
+    from ur4rec.eval.significance import compare_runs
+
+    try:
+        result = compare_runs(a, b, metric)
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps({"metric": metric, "n": result.n, "mean_a": result.mean_a, "mean_b": result.mean_b,
+                           "t": result.statistic, "p": result.pvalue, "significant_at_0.05": result.significant()}))
+
+
+def _check_base(variant: str) -> None:
+    """Only the Base model factory lives here; augmented variants have their own commands."""
+    if variant != "base":
+        typer.echo(f"error: variant {variant!r}: `ur4rec train/evaluate` run the Base backbones; "
+                   "augmented variants are trained by their own stage", err=True)
+        raise typer.Exit(2)

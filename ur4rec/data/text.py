@@ -1,0 +1,48 @@
+"""Cleaning free text from scraped metadata (HTML entities, tag fragments, stray whitespace)."""
+
+from __future__ import annotations
+
+import ast
+import html
+import json
+import re
+from typing import Any
+
+# A tag, or a tag cut off at the end of the string (`<span class="a-size-medium"` occurs in real titles).
+TAG = re.compile(r"<[^<>]*(?:>|$)")
+SPACE = re.compile(r"\s+")
+
+
+def clean_text(value: Any) -> str:
+    """Entities unescaped (twice: real files double-escape `&amp;amp;`), tags removed, whitespace collapsed."""
+    if value is None:
+        return ""
+    text = html.unescape(html.unescape(str(value)))
+    text = TAG.sub(" ", text)
+    return SPACE.sub(" ", text).strip()
+
+
+def clean_list(values: Any) -> list[str]:
+    """Cleaned, non-empty, de-duplicated strings in their original order."""
+    if not isinstance(values, (list, tuple)):
+        values = [values] if values else []
+    out: list[str] = []
+    for value in values:
+        text = clean_text(value)
+        if text and text not in out:
+            out.append(text)
+    return out
+
+
+def parse_record(line: str) -> dict[str, Any]:
+    """One JSON object, or a Python dict literal (`{u'id': ...}` as in older UCSD dumps); ValueError if neither."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        try:
+            record = ast.literal_eval(line)
+        except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
+            raise ValueError(f"neither JSON nor a Python dict literal: {exc}") from exc
+    if not isinstance(record, dict):
+        raise ValueError(f"expected an object, got {type(record).__name__}")
+    return record

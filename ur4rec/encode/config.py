@@ -1,0 +1,64 @@
+"""The `encoder:` params section as a typed config, validated once so a typo fails before any model loads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ur4rec.config import ParamsError
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+STORAGE_DTYPES = ("fp32", "fp16")
+POOLINGS = ("mean", "cls")
+POLICIES = ("zero", "fallback_text", "mean")
+# Every status the generation stage may write (docs/architecture.md); anything else is a contract breach.
+GENERATION_STATUSES = ("ok", "empty", "truncated", "degenerate", "failed")
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """How texts become vectors, and how the vectors are stored.
+
+    Only `model`, `pooling`, `max_length`, `dtype` and `normalize` change the vectors, so only they enter the
+    encoder fingerprint (and with it the cache key); batch size and device change speed, not results.
+    """
+
+    model: str = "packaged:minilm"
+    pooling: str = "mean"
+    max_length: int = 256
+    dtype: str = "bf16"
+    normalize: bool = False
+    batch_size: int = 64
+    device: str = "cpu"
+    storage_dtype: str = "fp32"
+    shard_mb: int = 64
+    on_bad_generation: str = "fallback_text"
+    bad_statuses: list[str] = field(default_factory=lambda: ["empty", "degenerate", "failed"])
+    cache: bool = True
+
+    def __post_init__(self) -> None:
+        _choice("pooling", self.pooling, POOLINGS)
+        _choice("dtype", self.dtype, tuple(DTYPES))
+        _choice("storage_dtype", self.storage_dtype, STORAGE_DTYPES)
+        _choice("on_bad_generation", self.on_bad_generation, POLICIES)
+        for status in self.bad_statuses:
+            _choice("bad_statuses[]", status, GENERATION_STATUSES)
+        if "ok" in self.bad_statuses:
+            raise ParamsError("encoder.bad_statuses: 'ok' cannot be a bad status")
+        for name in ("max_length", "batch_size", "shard_mb"):
+            if getattr(self, name) < 1:
+                raise ParamsError(f"encoder.{name}: must be >= 1, got {getattr(self, name)}")
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+    @property
+    def storage_torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.storage_dtype]
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ParamsError(f"encoder.{name}: {value!r} is not one of {list(allowed)}")

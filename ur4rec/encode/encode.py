@@ -1,0 +1,107 @@
+"""The encode stage: prepared tables + LLM generations -> `data/<ds>/emb/` (see docs/architecture.md).
+
+Each distinct text is encoded once per encoder configuration, ever: identical texts within a run share a
+vector, and texts seen in earlier runs come from the content-keyed cache. Rows the generation stage marked
+failed or empty are never encoded; the vector policy fills them and the report counts them.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ur4rec.config import section
+from ur4rec.encode.cache import EmbeddingCache
+from ur4rec.encode.config import EncoderConfig
+from ur4rec.encode.encoder import FrozenEncoder
+from ur4rec.encode.inputs import read_inputs
+from ur4rec.encode.policy import Generations, apply_policy
+from ur4rec.encode.store import KindVectors, write_store
+from ur4rec.paths import DATA_ROOT, DatasetPaths, cache_dir
+
+REPORT_FILE = "report.json"
+
+
+class TextVectors:
+    """Vectors of a set of distinct texts, looked up by text; the blank text maps to the zero vector."""
+
+    def __init__(self, texts: Sequence[str], vectors: torch.Tensor):
+        self._row = {t: k for k, t in enumerate(texts)}
+        self._vectors = torch.cat([vectors, torch.zeros(1, vectors.shape[1])])
+
+    def __call__(self, texts: Sequence[str]) -> torch.Tensor:
+        blank = len(self._vectors) - 1
+        rows = [self._row[t] if t.strip() else blank for t in texts]
+        return self._vectors[torch.tensor(rows, dtype=torch.long)]
+
+
+def encode_texts(texts: Sequence[str], encoder: FrozenEncoder, cache: EmbeddingCache | None, progress: bool = True) -> tuple[TextVectors, dict[str, int]]:
+    """Encode each distinct non-blank text once, taking what the cache already holds."""
+    unique = list(dict.fromkeys(t for t in texts if t.strip()))
+    if cache is None:
+        hit, vectors = np.zeros(len(unique), dtype=bool), torch.zeros(len(unique), encoder.dim)
+    else:
+        keys = cache.keys(unique)
+        hit, vectors = cache.lookup(keys)
+    miss = np.flatnonzero(~hit)
+    started = time.perf_counter()
+    if len(miss):
+        fresh = encoder.encode([unique[i] for i in miss], progress=progress)
+        vectors[torch.from_numpy(miss)] = fresh
+        if cache is not None:
+            cache.add([keys[i] for i in miss], fresh)
+    seconds = time.perf_counter() - started
+    stats = {"unique": len(unique), "cache_hits": int(hit.sum()), "encoded": len(miss), "encode_seconds": round(seconds, 3),
+             "encoded_per_s": round(len(miss) / seconds, 1) if len(miss) else None}
+    return TextVectors(unique, vectors), stats
+
+
+def encode_dataset(dataset: str, params: Mapping[str, Any], root: Path = DATA_ROOT, progress: bool = True) -> dict[str, Any]:
+    """Run the stage for one dataset; writes `data/<ds>/emb/` atomically and returns its report."""
+    started = time.perf_counter()
+    cfg = section(EncoderConfig, params.get("encoder"), "encoder")
+    paths = DatasetPaths(dataset, root)
+    inputs = read_inputs(paths, cfg)
+    encoder = FrozenEncoder(cfg)
+    cache = EmbeddingCache(cache_dir("emb", root), encoder.fingerprint, encoder.dim, cfg.shard_mb) if cfg.cache else None
+    wanted = [*inputs.item_text.values(), *inputs.user_text.values(), *inputs.item_know.texts, *inputs.user_pref.texts]
+    vectors_of, text_stats = encode_texts(wanted, encoder, cache, progress)
+
+    kinds, kind_report = {}, {}
+    for kind, raw in (("item_text", inputs.item_text), ("user_text", inputs.user_text)):
+        kinds[kind] = KindVectors(np.fromiter(raw, np.int64, len(raw)), vectors_of(list(raw.values())))
+        kind_report[kind] = {"n": len(raw), "blank": sum(not t.strip() for t in raw.values())}
+    for kind, gens, raw_kind in (("item_know", inputs.item_know, "item_text"), ("user_pref", inputs.user_pref, "user_text")):
+        kinds[kind], kind_report[kind] = _generation_vectors(gens, vectors_of, kinds[raw_kind], cfg.on_bad_generation)
+
+    seconds = time.perf_counter() - started
+    report = {
+        "dataset": dataset,
+        "encoder": _encoder_meta(cfg, encoder),
+        "kinds": kind_report,
+        "texts": text_stats,
+        "seconds": round(seconds, 3),
+    }
+    meta = {"dataset": dataset, "encoder": _encoder_meta(cfg, encoder)}
+    write_store(paths.emb, kinds, meta, cfg.storage_torch_dtype, cfg.shard_mb, extra_json={REPORT_FILE: report})
+    return report
+
+
+def _generation_vectors(gens: Generations, vectors_of: TextVectors, raw: KindVectors, policy: str) -> tuple[KindVectors, dict[str, Any]]:
+    """LLM vectors for every id, the bad rows replaced by `policy` (fallback: the raw text of the same id)."""
+    assert np.array_equal(gens.ids, raw.ids), "read_inputs aligns generations and raw texts by id"
+    vectors = apply_policy(vectors_of(gens.texts), gens.bad, policy, fallback=raw.vectors)
+    counts = gens.counts()
+    return KindVectors(gens.ids, vectors), {"n": len(gens.ids), "replaced": counts, "replaced_total": sum(counts.values()), "policy": policy}
+
+
+def _encoder_meta(cfg: EncoderConfig, encoder: FrozenEncoder) -> dict[str, Any]:
+    return {
+        "model": cfg.model, "fingerprint": encoder.fingerprint, "dim": encoder.dim, "pooling": cfg.pooling,
+        "max_length": cfg.max_length, "dtype": cfg.dtype, "normalize": cfg.normalize,
+    }
+

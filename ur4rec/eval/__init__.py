@@ -1,0 +1,2 @@
+"""Evaluation: pure ranking metrics (`metrics`), paired significance tests (`significance`), and the
+evaluation stage that scores a trained run on the test split (`run`)."""

@@ -1,0 +1,115 @@
+"""The `llm:` params section as typed dataclasses (built with `ur4rec.config.section`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+from ur4rec.config import ParamsError, get_path, section
+
+BACKENDS = ("auto", "vllm", "transformers", "openai")
+STATUSES = ("ok", "empty", "truncated", "degenerate", "failed")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """What decides the text for a given prompt; every field enters the cache key."""
+
+    temperature: float = 0.6
+    top_p: float = 0.9
+    top_k: int = 0  # 0 = off
+    repetition_penalty: float = 1.0
+    max_new_tokens: int = 96
+    seed: int = 0
+
+    def fingerprint(self) -> str:
+        """Short stable hash of the sampling settings, stored next to every output."""
+        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class VllmConfig:
+    tensor_parallel_size: int = 1
+    # >1 runs that many engine processes, each on its own group of tensor_parallel_size GPUs.
+    data_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int = 4096
+    enforce_eager: bool = False
+
+
+@dataclass(frozen=True)
+class OpenAIConfig:
+    base_url: str = "http://127.0.0.1:8000/v1"
+    # Name of the environment variable holding the key; the key itself never appears in params or logs.
+    api_key_env: str = "OPENAI_API_KEY"
+    # chat: the server applies the chat template; completions: the prompt is rendered here (needs the tokenizer).
+    endpoint: str = "chat"
+    served_model_name: str = ""  # defaults to llm.model
+    concurrency: int = 8
+    timeout_s: float = 300.0
+    max_attempts: int = 5
+
+
+@dataclass(frozen=True)
+class TemplatesConfig:
+    user: str = "templates/user_preference.yaml"
+    item: dict[str, str] = field(
+        default_factory=lambda: {
+            "movie": "templates/item_movie.yaml",
+            "game": "templates/item_game.yaml",
+            "book": "templates/item_book.yaml",
+            "product": "templates/item_product.yaml",
+        }
+    )
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    # Statuses worth another try with a new seed; `truncated` is off by default because at small
+    # max_new_tokens almost every answer hits the limit and retrying would only multiply the cost.
+    retry_on: list[str] = field(default_factory=lambda: ["empty", "degenerate"])
+    max_retries: int = 2
+    min_chars: int = 8  # shorter (after stripping) counts as empty
+    ngram: int = 4
+    min_distinct_ngram_ratio: float = 0.35  # below: the text is looping over the same phrases
+    min_words_for_ngram_check: int = 24
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    backend: str = "auto"
+    model: str = "packaged:smollm2"  # packaged:NAME, an HF id, or a local HF folder
+    revision: str = "main"  # only for HF ids
+    dtype: str = "bfloat16"  # auto | bfloat16 | float16 | float32
+    batch_size: int = 64  # transformers: prompts per generate call; vLLM: max concurrent sequences
+    flush_every: int = 128  # outputs kept in memory before they are written to the cache
+    cache_dir: str = ""  # empty: data/cache/llm
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    vllm: VllmConfig = field(default_factory=VllmConfig)
+    openai: OpenAIConfig = field(default_factory=OpenAIConfig)
+    templates: TemplatesConfig = field(default_factory=TemplatesConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ParamsError(f"llm.backend: {self.backend!r} is not one of {BACKENDS}")
+        bad = sorted(set(self.quality.retry_on) - set(STATUSES[1:4]))
+        if bad:
+            raise ParamsError(f"llm.quality.retry_on: unknown status(es) {bad}; choose from {STATUSES[1:4]}")
+        if self.openai.endpoint not in ("chat", "completions"):
+            raise ParamsError(f"llm.openai.endpoint: {self.openai.endpoint!r} is not 'chat' or 'completions'")
+        for name in ("batch_size", "flush_every"):
+            if getattr(self, name) < 1:
+                raise ParamsError(f"llm.{name} must be >= 1")
+
+
+def llm_config(params: Mapping[str, Any]) -> LLMConfig:
+    """The typed `llm:` section (defaults where params.yaml is silent)."""
+    return section(LLMConfig, get_path(params, "llm", {}), "llm")
+
+
+def dataset_domain(params: Mapping[str, Any], dataset: str) -> str:
+    return str(get_path(params, f"dataset.{dataset}.domain"))

@@ -1,0 +1,106 @@
+"""The interface every backbone implements, so the training loop and the augmented variants see one shape.
+
+A backbone scores a batch of candidate lists: `forward(batch, aug=None) -> scores [B, C]`, higher is better.
+`aug` (`[B, C, aug_dim]`, only when the model was built with `aug_dim > 0`) is concatenated to each
+candidate's item representation and projected back to the model width `dim`, the way the paper injects the
+augmented vectors. `item_repr(item_ids) -> [..., dim]` exposes the trained item representation h_i for the
+retriever's pre-training.
+
+Models see tensors only; the batch is `ur4rec.train.batch.RerankBatch` (anything with `history [B, L]`
+left-padded with 0 and `candidates [B, C]` works).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from ur4rec.models.item_features import ItemFeatures
+
+
+class BatchLike(Protocol):
+    history: Tensor
+    candidates: Tensor
+
+
+@dataclass
+class BackboneConfig:
+    """Settings every backbone has; each backbone extends it with its own (layers, heads, ...)."""
+
+    lr: float = 1e-3           # read by the training loop: the paper tunes it per backbone family
+    history_len: int = 10      # most recent history items the model reads (10 rerankers, 150 sequential)
+    dim: int = 64              # model width d = item representation size
+    dropout: float = 0.1
+
+
+class Backbone(nn.Module):
+    """Base class: item features, the optional augmentation projection, and history helpers."""
+
+    Config: ClassVar[type[BackboneConfig]] = BackboneConfig
+    name: ClassVar[str] = ""
+
+    def __init__(self, cfg: BackboneConfig, n_items: int, n_categories: int, item_categories: Tensor, aug_dim: int = 0):
+        super().__init__()
+        if aug_dim < 0:
+            raise ValueError(f"aug_dim must be >= 0, got {aug_dim}")
+        self.cfg = cfg
+        self.dim = cfg.dim
+        self.aug_dim = aug_dim
+        self.history_len = cfg.history_len
+        self.items = ItemFeatures(n_items, n_categories, item_categories, cfg.dim)
+        self.aug_proj = nn.Linear(cfg.dim + aug_dim, cfg.dim) if aug_dim > 0 else None
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    # ---------------------------------------------------------------- the interface
+
+    def forward(self, batch: BatchLike, aug: Tensor | None = None) -> Tensor:
+        """Scores `[B, C]` for `batch.candidates`; `aug` is `[B, C, aug_dim]` when built with `aug_dim > 0`."""
+        candidates = self.candidate_repr(batch.candidates, aug)
+        return self.score(self.recent(batch.history), candidates)
+
+    def item_repr(self, item_ids: Tensor) -> Tensor:
+        """h_i for any shape of item ids: `[...] -> [..., dim]` (0 -> zeros)."""
+        return self.items(item_ids)
+
+    def score(self, history: Tensor, candidates: Tensor) -> Tensor:
+        """`history [B, L]` item ids (left-padded), `candidates [B, C, dim]` -> scores `[B, C]`."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- helpers for subclasses
+
+    def candidate_repr(self, candidates: Tensor, aug: Tensor | None) -> Tensor:
+        """Candidate embeddings `[B, C, dim]`, with the augmented vector fused in when the model takes one."""
+        h = self.item_repr(candidates)
+        if self.aug_proj is None:
+            if aug is not None:
+                raise ValueError(f"{self.name}: got an aug tensor but the model was built with aug_dim=0")
+            return h
+        expected = (*candidates.shape, self.aug_dim)
+        if aug is None or tuple(aug.shape) != expected:
+            got = None if aug is None else list(aug.shape)
+            raise ValueError(f"{self.name}: aug must have shape {list(expected)} [B, C, aug_dim], got {got}")
+        return self.aug_proj(torch.cat([h, aug.to(h.dtype)], dim=-1))
+
+    def recent(self, history: Tensor) -> Tensor:
+        """The model's own tail of a left-padded history (the data may carry a longer one)."""
+        return history[:, -self.history_len:]
+
+    def history_summary(self, history: Tensor) -> Tensor:
+        """Mean of the (non-padding) history item representations, `[B, dim]`: the user vector the rerankers
+        use, since the paper's DLCM/PRM/SetRank "encode the interactions between users and items". Users are
+        split 8:1:1, so a user-id embedding would never be trained for a test user; the history is what we know."""
+        present = (history > 0).unsqueeze(-1).to(self.items.ids.weight.dtype)
+        return (self.item_repr(history) * present).sum(1) / present.sum(1).clamp(min=1.0)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, history_len={self.history_len}, aug_dim={self.aug_dim}"
+
+
+def config_dict(cfg: Any) -> dict[str, Any]:
+    """A backbone config as a plain dict (for config.json)."""
+    from dataclasses import asdict
+
+    return asdict(cfg)

@@ -1,0 +1,49 @@
+"""PRM (Pei et al., RecSys 2019): a Transformer encoder over the candidate list with a personalised vector.
+
+Each candidate's input is its representation concatenated with the personalised vector (here the mean of the
+user's history representations, as PRM's pre-trained user vector is not part of this setting), projected to
+width d, plus a learnable embedding of its position in the list. A small MLP turns each encoded candidate
+into a score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ur4rec.models import register
+from ur4rec.models.base import Backbone, BackboneConfig
+from ur4rec.models.layers import transformer_encoder
+
+
+@dataclass
+class PRMConfig(BackboneConfig):
+    layers: int = 1
+    heads: int = 2
+    max_candidates: int = 100    # size of the position table; must be >= prepare.n_candidates
+
+
+@register("prm")
+class PRM(Backbone):
+    Config = PRMConfig
+
+    def __init__(self, cfg: PRMConfig, n_items: int, n_categories: int, item_categories: Tensor, aug_dim: int = 0):
+        super().__init__(cfg, n_items, n_categories, item_categories, aug_dim)
+        d = cfg.dim
+        self.max_candidates = cfg.max_candidates
+        self.inputs = nn.Linear(2 * d, d)
+        self.position = nn.Embedding(cfg.max_candidates, d)
+        nn.init.normal_(self.position.weight, std=0.02)
+        self.encoder = transformer_encoder(d, cfg.heads, cfg.layers, cfg.dropout)
+        self.head = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 1))
+
+    def score(self, history: Tensor, candidates: Tensor) -> Tensor:
+        n = candidates.shape[1]
+        if n > self.max_candidates:
+            raise ValueError(f"prm: {n} candidates per list > backbone.prm.max_candidates={self.max_candidates}")
+        user = self.history_summary(history).unsqueeze(1).expand_as(candidates)
+        positions = self.position(torch.arange(n, device=candidates.device)).unsqueeze(0)
+        x = self.dropout(self.inputs(torch.cat([candidates, user], dim=-1)) + positions)
+        return self.head(self.encoder(x)).squeeze(-1)

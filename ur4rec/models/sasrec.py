@@ -1,0 +1,61 @@
+"""SASRec (Kang & McAuley, ICDM 2018): causal self-attention over the history with learnable positional
+embeddings; the state at the most recent position, dotted with a candidate's representation, is its score.
+
+Positions are counted from the end, so the most recent item always has the same position whatever the
+history length. Padding is masked as a key; every position may attend to itself, so a padding query never
+sees an all-masked row (which would give NaN and leak through later layers). Trained with the listwise loss
+over the candidate list, as every backbone here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ur4rec.models import register
+from ur4rec.models.base import Backbone, BackboneConfig
+from ur4rec.models.layers import transformer_encoder
+
+
+@dataclass
+class SASRecConfig(BackboneConfig):
+    history_len: int = 150
+    layers: int = 2
+    heads: int = 2
+
+
+def blocked_attention(history: Tensor, heads: int) -> Tensor:
+    """Boolean `[B * heads, L, L]` mask, True where query q may NOT attend key k: the future and padding,
+    except q itself."""
+    steps = history.shape[1]
+    future = torch.ones(steps, steps, dtype=torch.bool, device=history.device).triu(1)
+    blocked = future.unsqueeze(0) | (history == 0).unsqueeze(1)
+    blocked &= ~torch.eye(steps, dtype=torch.bool, device=history.device)
+    return blocked.repeat_interleave(heads, dim=0)
+
+
+@register("sasrec")
+class SASRec(Backbone):
+    Config = SASRecConfig
+
+    def __init__(self, cfg: SASRecConfig, n_items: int, n_categories: int, item_categories: Tensor, aug_dim: int = 0):
+        super().__init__(cfg, n_items, n_categories, item_categories, aug_dim)
+        self.heads = cfg.heads
+        self.position = nn.Embedding(cfg.history_len, cfg.dim)
+        nn.init.normal_(self.position.weight, std=0.02)
+        self.encoder = transformer_encoder(cfg.dim, cfg.heads, cfg.layers, cfg.dropout)
+
+    def user_state(self, history: Tensor) -> Tensor:
+        """`[B, L]` left-padded item ids -> `[B, dim]`, the encoder output at the most recent position."""
+        steps = history.shape[1]
+        positions = torch.arange(self.history_len - steps, self.history_len, device=history.device)
+        present = (history > 0).unsqueeze(-1).to(self.position.weight.dtype)
+        x = self.item_repr(history) * math.sqrt(self.dim) + self.position(positions).unsqueeze(0)
+        x = self.dropout(x) * present
+        return self.encoder(x, mask=blocked_attention(history, self.heads))[:, -1]
+
+    def score(self, history: Tensor, candidates: Tensor) -> Tensor:
+        return (candidates * self.user_state(history).unsqueeze(1)).sum(-1)

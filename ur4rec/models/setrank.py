@@ -1,0 +1,78 @@
+"""SetRank (Pang et al., SIGIR 2020): permutation-equivariant self-attention over the candidate set.
+
+Stacked induced multi-head self-attention blocks (IMSAB: the list attends to m learnable inducing points and
+back, Set-Transformer style), or plain MSAB when `inducing_points` is 0. There is NO positional encoding, so
+permuting the candidates permutes the scores and nothing else. Each candidate's input is its representation
+concatenated with the user's history summary, which is the same for every candidate and so keeps the
+equivariance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ur4rec.models import register
+from ur4rec.models.base import Backbone, BackboneConfig
+
+
+@dataclass
+class SetRankConfig(BackboneConfig):
+    layers: int = 2
+    heads: int = 2
+    inducing_points: int = 8     # 0: MSAB (full self-attention) instead of IMSAB
+
+
+class MAB(nn.Module):
+    """Multi-head attention block: H = LN(X + Attn(X, Y, Y)); out = LN(H + FFN(H))."""
+
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.ffn = nn.Sequential(nn.Linear(dim, 2 * dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(2 * dim, dim))
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        h = self.norm1(x + self.dropout(self.attn(x, y, y, need_weights=False)[0]))
+        return self.norm2(h + self.dropout(self.ffn(h)))
+
+
+class SetBlock(nn.Module):
+    """IMSAB(X) = MAB(X, MAB(I, X)) with learnable inducing points I, or MSAB(X) = MAB(X, X)."""
+
+    def __init__(self, dim: int, heads: int, dropout: float, inducing_points: int):
+        super().__init__()
+        self.inducing = nn.Parameter(torch.randn(inducing_points, dim) * 0.02) if inducing_points else None
+        self.summarise = MAB(dim, heads, dropout) if inducing_points else None
+        self.attend = MAB(dim, heads, dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.inducing is None or self.summarise is None:
+            return self.attend(x, x)
+        points = self.summarise(self.inducing.unsqueeze(0).expand(x.shape[0], -1, -1), x)
+        return self.attend(x, points)
+
+
+@register("setrank")
+class SetRank(Backbone):
+    Config = SetRankConfig
+
+    def __init__(self, cfg: SetRankConfig, n_items: int, n_categories: int, item_categories: Tensor, aug_dim: int = 0):
+        super().__init__(cfg, n_items, n_categories, item_categories, aug_dim)
+        d = cfg.dim
+        if d % cfg.heads:
+            raise ValueError(f"setrank: dim={d} must be divisible by heads={cfg.heads}")
+        self.inputs = nn.Linear(2 * d, d)
+        self.blocks = nn.ModuleList(SetBlock(d, cfg.heads, cfg.dropout, cfg.inducing_points) for _ in range(cfg.layers))
+        self.head = nn.Linear(d, 1)
+
+    def score(self, history: Tensor, candidates: Tensor) -> Tensor:
+        user = self.history_summary(history).unsqueeze(1).expand_as(candidates)
+        x = self.dropout(self.inputs(torch.cat([candidates, user], dim=-1)))
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x).squeeze(-1)

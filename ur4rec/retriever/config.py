@@ -1,0 +1,89 @@
+"""Typed views of the `retriever:` and `variant.<name>:` params sections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ur4rec.config import ParamsError, get_path, section
+
+AGGREGATIONS = ("item", "proxies", "concat")
+
+
+@dataclass
+class ArchConfig:
+    """Shape of the retriever. Width, heads and FFN size come from the checkpoint when there is one."""
+
+    init_checkpoint: str = "packaged:minilm"  # BERT folder (HF layout, safetensors), packaged:minilm, or none
+    n_layers: int = 2  # first n BERT layers copied (paper: all 12 of bert-base)
+    width: int = 384  # used only with init_checkpoint: none
+    n_heads: int = 12
+    ffn_dim: int = 1536
+    dropout: float = 0.1
+    aggregate: str = "concat"  # eq. 9 Agg: item | proxies | concat (item output ++ mean of proxy outputs)
+    proxies_see_items: bool = False  # Figure 3(c) as drawn; False keeps fast path == per-item path
+    bf16: bool = True  # bf16 autocast for the retriever in joint training (weights stay fp32)
+
+    def __post_init__(self) -> None:
+        if self.aggregate not in AGGREGATIONS:
+            raise ParamsError(f"retriever.arch.aggregate: {self.aggregate!r} is not one of {AGGREGATIONS}")
+        if self.n_layers < 1:
+            raise ParamsError(f"retriever.arch.n_layers must be >= 1, got {self.n_layers}")
+
+
+@dataclass
+class BackboneRetrieverConfig:
+    """Per-backbone settings: the paper uses K = 8 with the rerankers, 16 with the sequential models."""
+
+    n_proxies: int = 8
+    z_history: int = 10  # history items whose knowledge joins e_u in Z (eq. 5); the backbone's history length
+
+
+@dataclass
+class PretrainConfig:
+    """Algorithm 1 lines 9–18."""
+
+    epochs: int = 5
+    lr: float = 1e-4
+    batch_size: int = 32
+    weight_decay: float = 0.01
+    tau: float = 0.1  # InfoNCE temperature
+    alpha: float = 1.0  # weight of the PIM loss
+    n_negatives: int = 10  # M, negatives per positive for InfoNCE
+    pim_negatives: int = 1  # negatives per positive for PIM (taken from the M)
+    seed: int = 0
+
+
+@dataclass
+class JointConfig:
+    """Joint training of an augmented variant (Algorithm 1 lines 19–23), on the shared training loop."""
+
+    warm_start: bool = True  # start the backbone from its Base checkpoint, the aug fusion as identity on h_i
+    augmenter_lr: float | None = None  # lr of the augmenter's weights (retriever, KAR); None: the backbone's lr
+
+
+@dataclass
+class RetrieverConfig:
+    arch: ArchConfig = field(default_factory=ArchConfig)
+    per_backbone: dict[str, BackboneRetrieverConfig] = field(default_factory=dict)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    joint: JointConfig = field(default_factory=JointConfig)
+
+    def for_backbone(self, backbone: str) -> BackboneRetrieverConfig:
+        if backbone not in self.per_backbone:
+            raise ParamsError(
+                f"retriever.per_backbone has no entry for backbone {backbone!r}; known: {sorted(self.per_backbone)}"
+            )
+        return self.per_backbone[backbone]
+
+
+def retriever_config(params: Mapping[str, Any]) -> RetrieverConfig:
+    """Build the typed `retriever` section (per-backbone entries are typed one by one)."""
+    raw = dict(get_path(params, "retriever"))
+    per_backbone = {
+        name: section(BackboneRetrieverConfig, value, f"retriever.per_backbone.{name}")
+        for name, value in (raw.pop("per_backbone", None) or {}).items()
+    }
+    cfg = section(RetrieverConfig, raw, "retriever")
+    cfg.per_backbone = per_backbone
+    return cfg

@@ -1,0 +1,234 @@
+"""The user preference retriever (eq. 4): p blocks of self-attention → cross-attention → FFN.
+
+Each sub-layer is residual with a BERT-style post LayerNorm. Self-attention and FFN weights come from the first
+`n_layers` layers of a BERT checkpoint; cross-attention (keys/values Z = [e_u; e_{i_1..i_m}], eq. 5) starts
+random. Inputs are K learnable proxies and/or the backbone's item representations h_i, projected to the
+retriever width. The module sees tensors only.
+
+Modes (all batch-first):
+- `preference(z)`          eq. 6, mask (a): the K proxy outputs e^pref `[B, K, W]`.
+- `items(h)`               eq. 7: an item alone, no cross-attention: e_i `[..., W]`.
+- `match(h, z)`            eq. 8, mask (b): Linear(avg of the K proxy outputs) per item, logits `[B, n]`.
+- `augment(h, z)`          eq. 9 fast path, mask (c): all l items in one pass, `[B, l, A]`.
+- `augment_per_item(h, z)` eq. 9 one item per pass; the reference the fast path is tested against.
+
+Agg of eq. 9 (`arch.aggregate`): `item` takes the item's own output, `proxies` the mean of the K proxy outputs,
+`concat` (default) both side by side. With item-blind proxies the proxy mean is the user's filtered
+preference (shared by all candidates) and the item output is what that candidate retrieved from Z as a query.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ur4rec.retriever import attention_masks, bert_init
+from ur4rec.retriever.config import ArchConfig
+
+
+class Attention(nn.Module):
+    """Multi-head attention sub-layer with residual and post LayerNorm (BERT's attention block)."""
+
+    def __init__(self, width: int, n_heads: int, dropout: float, eps: float):
+        super().__init__()
+        if width % n_heads:
+            raise ValueError(f"width {width} is not divisible by {n_heads} heads")
+        self.n_heads = n_heads
+        self.query = nn.Linear(width, width)
+        self.key = nn.Linear(width, width)
+        self.value = nn.Linear(width, width)
+        self.dense = nn.Linear(width, width)
+        self.norm = nn.LayerNorm(width, eps=eps)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, kv: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        q, k, v = (self._heads(proj(src)) for proj, src in ((self.query, x), (self.key, kv), (self.value, kv)))
+        p = self.dropout if self.training else 0.0
+        att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        att = att.transpose(1, 2).reshape(x.shape)
+        return self.norm(x + F.dropout(self.dense(att), self.dropout, self.training))
+
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        b, n, w = t.shape
+        return t.view(b, n, self.n_heads, w // self.n_heads).transpose(1, 2)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, width: int, ffn_dim: int, dropout: float, eps: float, act: str):
+        super().__init__()
+        self.intermediate = nn.Linear(width, ffn_dim)
+        self.output = nn.Linear(ffn_dim, width)
+        self.norm = nn.LayerNorm(width, eps=eps)
+        self.dropout = dropout
+        self.act = _activation(act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.output(self.act(self.intermediate(x)))
+        return self.norm(x + F.dropout(y, self.dropout, self.training))
+
+
+class Block(nn.Module):
+    """One retriever block; `z=None` skips the cross-attention (eq. 7 uses formulas 1 and 3 only)."""
+
+    # BERT layer key (relative to encoder.layer.<i>.) -> our key
+    BERT_KEYS = {
+        "attention.self.query": "self_attn.query",
+        "attention.self.key": "self_attn.key",
+        "attention.self.value": "self_attn.value",
+        "attention.output.dense": "self_attn.dense",
+        "attention.output.LayerNorm": "self_attn.norm",
+        "intermediate.dense": "ffn.intermediate",
+        "output.dense": "ffn.output",
+        "output.LayerNorm": "ffn.norm",
+    }
+
+    def __init__(self, width: int, n_heads: int, ffn_dim: int, dropout: float, eps: float, act: str):
+        super().__init__()
+        self.self_attn = Attention(width, n_heads, dropout, eps)
+        self.cross_attn = Attention(width, n_heads, dropout, eps)
+        self.ffn = FeedForward(width, ffn_dim, dropout, eps, act)
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, z: torch.Tensor | None, z_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        x = self.self_attn(x, x, mask)
+        if z is not None:
+            x = self.cross_attn(x, z, z_mask)
+        return self.ffn(x)
+
+    def load_bert_layer(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Copy one BERT layer's self-attention and FFN weights; shapes must match exactly."""
+        ours = self.state_dict()
+        for bert_prefix, our_prefix in self.BERT_KEYS.items():
+            for leaf in ("weight", "bias"):
+                src = tensors.get(f"{bert_prefix}.{leaf}")
+                if src is None:  # older checkpoints name LayerNorm params gamma/beta
+                    src = tensors[f"{bert_prefix}.{'gamma' if leaf == 'weight' else 'beta'}"]
+                if src.shape != ours[f"{our_prefix}.{leaf}"].shape:
+                    raise ValueError(f"BERT {bert_prefix}.{leaf}: shape {tuple(src.shape)} != {tuple(ours[f'{our_prefix}.{leaf}'].shape)}")
+                ours[f"{our_prefix}.{leaf}"] = src
+        self.load_state_dict(ours)
+
+
+class Retriever(nn.Module):
+    """The UR4Rec retriever; see the module docstring for its five modes."""
+
+    def __init__(self, arch: ArchConfig, n_proxies: int, h_dim: int, z_dim: int, load_weights: bool = True):
+        super().__init__()
+        folder = None if arch.init_checkpoint == "none" else bert_init.resolve_checkpoint(arch.init_checkpoint)
+        shape = bert_init.read_shape(folder) if folder else bert_init.BertShape(
+            arch.width, arch.n_heads, arch.ffn_dim, arch.n_layers, 1e-12, "gelu"
+        )
+        if arch.n_layers > shape.n_layers:
+            raise ValueError(f"retriever.arch.n_layers={arch.n_layers} but the checkpoint has {shape.n_layers} layers")
+        self.width = shape.width
+        self.n_proxies = n_proxies
+        self.aggregate = arch.aggregate if n_proxies > 0 else "item"
+        self.proxies_see_items = arch.proxies_see_items
+        # Unit scale, like the LayerNorm-ed item inputs they sit beside.
+        self.proxies = nn.Parameter(torch.randn(n_proxies, shape.width))
+        self.h_proj = nn.Sequential(nn.Linear(h_dim, shape.width), nn.LayerNorm(shape.width, eps=shape.layer_norm_eps))
+        # Encoder vectors are unit-scale sentence embeddings; the norm puts them on the hidden states' scale.
+        z_in = nn.Identity() if z_dim == shape.width else nn.Linear(z_dim, shape.width)
+        self.z_proj = nn.Sequential(z_in, nn.LayerNorm(shape.width, eps=shape.layer_norm_eps))
+        self.blocks = nn.ModuleList(
+            Block(shape.width, shape.n_heads, shape.ffn_dim, arch.dropout, shape.layer_norm_eps, shape.hidden_act)
+            for _ in range(arch.n_layers)
+        )
+        self.pim_head = nn.Linear(shape.width, 1)
+        self.apply(_init_random)
+        if folder is not None and load_weights:
+            for block, tensors in zip(self.blocks, bert_init.load_layers(folder, arch.n_layers)):
+                block.load_bert_layer(tensors)
+
+    @property
+    def out_dim(self) -> int:
+        """A, the width of one augmented vector."""
+        return 2 * self.width if self.aggregate == "concat" else self.width
+
+    # ---------------------------------------------------------------- modes
+
+    def preference(self, z: torch.Tensor, z_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """e^pref = Retriever(P, Z) under mask (a): `[B, K, W]`."""
+        self._need_proxies("preference")
+        x = self.proxies.unsqueeze(0).expand(z.shape[0], -1, -1)
+        mask = attention_masks.proxies_only(self.n_proxies).to(z.device)
+        return self._run(x, mask, z, z_mask)
+
+    def items(self, h: torch.Tensor) -> torch.Tensor:
+        """e_i = Retriever(h_i) without cross-attention: `[..., h_dim]` → `[..., W]`."""
+        lead = h.shape[:-1]
+        x = self.h_proj(h.reshape(-1, 1, h.shape[-1]))
+        mask = torch.ones(1, 1, dtype=torch.bool, device=h.device)
+        return self._run(x, mask, None, None).reshape(*lead, self.width)
+
+    def match(self, h: torch.Tensor, z: torch.Tensor, z_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """PIM logits for items `h [B, n, h_dim]`, each in its own [P; h_i] pass under mask (b): `[B, n]`."""
+        out = self._per_item(h, z, z_mask, attention_masks.proxies_and_item(self.n_proxies))
+        pooled = out[:, :, : self.n_proxies].mean(2) if self.n_proxies else out[:, :, 0]
+        return self.pim_head(pooled).squeeze(-1)
+
+    def augment(self, h: torch.Tensor, z: torch.Tensor, z_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Eq. 9 fast path: [P; h_1..h_l] in one pass under mask (c): `[B, l, h_dim]` → `[B, l, A]`."""
+        b, n_items, _ = h.shape
+        x = torch.cat([self.proxies.unsqueeze(0).expand(b, -1, -1), self.h_proj(h)], dim=1)
+        mask = attention_masks.proxies_and_items(self.n_proxies, n_items, self.proxies_see_items).to(h.device)
+        out = self._run(x, mask, z, z_mask)
+        k = self.n_proxies
+        proxy_mean = out[:, :k].mean(1, keepdim=True).expand(-1, n_items, -1) if k else None
+        return self._aggregate(out[:, k:], proxy_mean)
+
+    def augment_per_item(self, h: torch.Tensor, z: torch.Tensor, z_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Eq. 9 with one [P; h_i] pass per item (mask (c) with l = 1); the fast path's reference."""
+        mask = attention_masks.proxies_and_items(self.n_proxies, 1, self.proxies_see_items)
+        out = self._per_item(h, z, z_mask, mask)  # [B, l, K + 1, W]
+        k = self.n_proxies
+        return self._aggregate(out[:, :, k], out[:, :, :k].mean(2) if k else None)
+
+    # ---------------------------------------------------------------- internals
+
+    def _run(self, x: torch.Tensor, mask: torch.Tensor, z: torch.Tensor | None, z_mask: torch.Tensor | None) -> torch.Tensor:
+        zp = self.z_proj(z) if z is not None else None
+        zm = z_mask[:, None, None, :] if z_mask is not None else None
+        for block in self.blocks:
+            x = block(x, mask, zp, zm)
+        return x
+
+    def _per_item(self, h: torch.Tensor, z: torch.Tensor, z_mask: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:
+        """Run one [P; h_i] sequence per item, batched as B·n sequences: `[B, n, K + 1, W]`."""
+        b, n, _ = h.shape
+        flat_h = self.h_proj(h).reshape(b * n, 1, self.width)
+        x = torch.cat([self.proxies.unsqueeze(0).expand(b * n, -1, -1), flat_h], dim=1)
+        flat_z = z.unsqueeze(1).expand(-1, n, -1, -1).reshape(b * n, *z.shape[1:])
+        flat_zm = z_mask.unsqueeze(1).expand(-1, n, -1).reshape(b * n, -1) if z_mask is not None else None
+        out = self._run(x, mask.to(h.device), flat_z, flat_zm)
+        return out.reshape(b, n, self.n_proxies + 1, self.width)
+
+    def _aggregate(self, item_out: torch.Tensor, proxy_mean: torch.Tensor | None) -> torch.Tensor:
+        if self.aggregate == "item":
+            return item_out
+        if self.aggregate == "proxies":
+            return proxy_mean
+        return torch.cat([item_out, proxy_mean], dim=-1)
+
+    def _need_proxies(self, mode: str) -> None:
+        if self.n_proxies == 0:
+            raise ValueError(f"Retriever.{mode} needs proxies, but this retriever was built with K = 0")
+
+
+def _activation(name: str):
+    acts = {"gelu": F.gelu, "relu": F.relu, "gelu_new": lambda t: F.gelu(t, approximate="tanh")}
+    if name not in acts:
+        raise ValueError(f"unsupported hidden_act {name!r}; known: {sorted(acts)}")
+    return acts[name]
+
+
+def _init_random(module: nn.Module) -> None:
+    """BERT's initialisation, for everything not copied from the checkpoint."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, std=0.02)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)

@@ -1,0 +1,97 @@
+"""Variant name → how to build it: the augmentation baselines, UR4Rec and its ablations (Tables 2, 3, Fig. 4).
+
+Every variant is one `variant.<name>` block in params.yaml, typed here. `kind` picks the augmenter:
+
+| kind     | aug per candidate                                                                 |
+| ---      | ---                                                                               |
+| `bert`   | the encoder vector of the user's raw history text, broadcast (+BERT)              |
+| `llm`    | the encoder vector of the LLM user preference, broadcast (+LLM)                   |
+| `kar`    | KAR's hybrid-expert adaptor over the preference and the candidate's knowledge     |
+| `pooled` | Z of eq. 5 without a retriever: [e_u ; mean of history e_i], broadcast (w/o Retr) |
+| `ur4rec` | the retriever's eq. 9 fast path over the candidates                               |
+
+For `ur4rec`, `objectives` lists the pre-training losses (`[]`: no pre-training), `proxies` says whether the
+joint training starts from the pre-trained proxies, re-drawn random ones, or none at all, `z_source` whether Z
+holds LLM (`llm`) or raw-text (`bert`) vectors, and `n_proxies` overrides the per-backbone K.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from ur4rec.config import ParamsError, get_path, section
+from ur4rec.retriever.losses import OBJECTIVES
+
+KINDS = ("bert", "llm", "kar", "pooled", "ur4rec")
+PROXY_MODES = ("pretrained", "random", "none")
+# Which store kinds hold the user vector and the item vectors for each Z source.
+Z_SOURCES = {"llm": ("user_pref", "item_know"), "bert": ("user_text", "item_text")}
+
+
+@dataclass
+class KarConfig:
+    """Hybrid-expert adaptor (Xi et al. 2023): shared experts plus experts dedicated to each knowledge type."""
+
+    n_shared: int = 2
+    n_dedicated: int = 2
+    hidden: int = 256
+    out_dim: int = 64  # per knowledge type; aug = [preference ; item knowledge] → 2·out_dim
+    dropout: float = 0.1
+
+
+@dataclass
+class VariantConfig:
+    kind: str
+    z_source: str = "llm"
+    objectives: list[str] = field(default_factory=lambda: list(OBJECTIVES))
+    proxies: str = "pretrained"
+    n_proxies: int | None = None
+    kar: KarConfig = field(default_factory=KarConfig)
+
+    def __post_init__(self) -> None:
+        _one_of("kind", self.kind, KINDS)
+        _one_of("z_source", self.z_source, tuple(Z_SOURCES))
+        _one_of("proxies", self.proxies, PROXY_MODES)
+        for objective in self.objectives:
+            _one_of("objectives[]", objective, OBJECTIVES)
+        if self.proxies == "none" and "cl" in self.objectives:
+            raise ParamsError("variant: contrastive learning compares proxy outputs, so proxies: none needs objectives without cl")
+        if self.proxies == "random" and not self.objectives:
+            raise ParamsError("variant: proxies: random re-draws pre-trained proxies, so it needs pre-training objectives")
+        if self.n_proxies is not None and self.n_proxies < 1:
+            raise ParamsError(f"variant.n_proxies must be >= 1 (use proxies: none for no proxies), got {self.n_proxies}")
+
+    @property
+    def needs_pretraining(self) -> bool:
+        return self.kind == "ur4rec" and bool(self.objectives)
+
+    @property
+    def uses_retriever(self) -> bool:
+        return self.kind == "ur4rec"
+
+    def proxy_count(self, default: int) -> int:
+        """K for this variant: 0 without proxies, else the override or the per-backbone default."""
+        if self.proxies == "none":
+            return 0
+        return self.n_proxies if self.n_proxies is not None else default
+
+    @property
+    def store_kinds(self) -> tuple[str, str]:
+        """(user kind, item kind) read from the embedding store."""
+        if self.kind == "bert":
+            return ("user_text", "item_text")
+        return Z_SOURCES[self.z_source]
+
+
+def variant_config(params: Mapping[str, Any], name: str) -> VariantConfig:
+    """The typed `variant.<name>` block; a missing variant is an error listing the known ones."""
+    variants = get_path(params, "variant", {}) or {}
+    if name not in variants:
+        raise ParamsError(f"unknown variant {name!r}: params.yaml variant: has {sorted(variants)}")
+    return section(VariantConfig, variants[name], f"variant.{name}")
+
+
+def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ParamsError(f"variant.{key}: {value!r} is not one of {list(allowed)}")

@@ -1,0 +1,78 @@
+"""Epoch-level resume: after every epoch the loop's whole state is swapped into `state_dir` at once.
+
+An interrupted training (killed, out of time) restarts at the next epoch with the same weights, optimizer
+moments, best checkpoint and early-stopping counter, and continues exactly as it would have (each epoch's
+shuffling and dropout are seeded from (seed, epoch)). A state written for another configuration, model or
+data (fingerprint mismatch) is discarded, never half-reused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ur4rec.io import atomic_dir, write_json
+from ur4rec.train.checkpoint import load_optimizer, load_weights, save_optimizer, save_weights
+
+STATE_FILE = "state.json"
+
+
+@dataclass
+class LoopState:
+    """Where the loop is: epochs done, the best validation value so far, and the per-epoch log."""
+
+    epoch: int = 0                  # epochs completed
+    best: float = float("-inf")
+    best_epoch: int = -1
+    bad_epochs: int = 0             # consecutive epochs without improvement
+    history: list[dict[str, Any]] = field(default_factory=list)
+    fingerprint: str = ""
+
+
+def fingerprint(cfg: Any, model: nn.Module, sample_ids: list[torch.Tensor]) -> str:
+    """Hash of what makes two trainings the same: loop settings, tensor names/shapes, the samples."""
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("progress", "threads", "epochs")}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(f"{name}:{tuple(tensor.shape)};".encode())
+    for ids in sample_ids:
+        digest.update(ids.numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def save_state(state_dir: Path, state: LoopState, model: nn.Module, optimizer: torch.optim.Optimizer,
+               best_weights: dict[str, torch.Tensor]) -> None:
+    with atomic_dir(state_dir) as tmp:
+        save_weights(model, tmp / "last.safetensors")
+        save_file(best_weights, str(tmp / "best.safetensors"))
+        save_optimizer(optimizer, tmp)
+        write_json(tmp / STATE_FILE, dataclasses.asdict(state))
+
+
+def load_state(state_dir: Path, expected: str, model: nn.Module, optimizer: torch.optim.Optimizer
+               ) -> tuple[LoopState, dict[str, torch.Tensor]] | None:
+    """Restore model and optimizer from `state_dir` if it holds a state with fingerprint `expected`."""
+    path = state_dir / STATE_FILE
+    if not path.exists():
+        return None
+    state = LoopState(**json.loads(path.read_text(encoding="utf-8")))
+    if state.fingerprint != expected:
+        discard(state_dir)
+        return None
+    load_weights(model, state_dir / "last.safetensors")
+    load_optimizer(optimizer, state_dir)
+    return state, load_file(str(state_dir / "best.safetensors"))
+
+
+def discard(state_dir: Path | None) -> None:
+    if state_dir is not None and state_dir.exists():
+        shutil.rmtree(state_dir)
