@@ -1,0 +1,1 @@
+"""Result tables, significance marks and plots over every evaluated run of a dataset."""
