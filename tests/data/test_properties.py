@@ -44,6 +44,7 @@ def test_k_core_is_a_k_core_and_the_maximal_one(pairs, k):
     assert kept == peel(pairs, k)
 
 
+@settings(deadline=None)  # the CPU is shared in CI: no per-example time limit
 @given(st.sets(st.integers(1, 10_000), max_size=200), st.integers(0, 2**31), st.randoms(use_true_random=False))
 def test_split_depends_only_on_users_and_seed(users, seed, rnd):
     ids = sorted(users)
@@ -57,6 +58,7 @@ def test_split_depends_only_on_users_and_seed(users, seed, rnd):
     assert tuple(counts.get(s, 0) for s in ("train", "valid", "test")) == split_sizes(len(ids), [0.8, 0.1, 0.1])
 
 
+@settings(deadline=None)
 @given(st.integers(20, 400), st.data())
 def test_negatives_are_distinct_unseen_and_in_range(n_items, data):
     seen = np.array(sorted(data.draw(st.sets(st.integers(1, n_items), max_size=n_items - 19))), dtype=np.int64)

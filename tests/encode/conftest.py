@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from transformers import BertConfig, BertModel
 
 from tests.encode.helpers import write_llm, write_prepared
@@ -41,10 +42,7 @@ def tiny_bert(tmp_path_factory) -> str:
     """A randomly initialised 2-layer, 32-wide BERT with MiniLM's tokenizer: a real transformers model that
     loads and runs in milliseconds, for tests about plumbing rather than meaning."""
     root = tmp_path_factory.mktemp("tiny-bert")
-    torch_seed = 0
-    import torch
-
-    torch.manual_seed(torch_seed)
+    torch.manual_seed(0)
     config = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                         max_position_embeddings=512)
     BertModel(config).save_pretrained(root)

@@ -13,10 +13,10 @@ from ur4rec.encode.inputs import EncodeInputError
 from ur4rec.encode.store import KINDS, EmbeddingStore
 from ur4rec.encode.texts import TextInputError
 from ur4rec.io import write_parquet
+from ur4rec.paths import DatasetPaths
 
 from tests.encode.helpers import write_generations, write_llm, write_prepared
 
-pytestmark = pytest.mark.slow  # real model loads; a few seconds each on 2 cores
 
 
 def run(paths, **encoder):
@@ -27,9 +27,8 @@ def cos(a, b):
     return torch.nn.functional.cosine_similarity(a, b, dim=-1)
 
 
+@pytest.mark.slow
 def test_stage_writes_every_kind_and_applies_the_policy(tmp_path, minilm):
-    from ur4rec.paths import DatasetPaths
-
     paths = DatasetPaths("tiny", tmp_path / "data")
     write_prepared(paths)
     write_llm(paths, user_status={2: "failed"}, item_status={3: "empty", 5: "degenerate"})
@@ -57,24 +56,21 @@ def test_stage_writes_every_kind_and_applies_the_policy(tmp_path, minilm):
 
 
 @pytest.mark.parametrize("policy", ["zero", "mean"])
-def test_other_policies(tmp_path, policy):
-    from ur4rec.paths import DatasetPaths
-
+def test_other_policies(tmp_path, tiny_bert, policy):
     paths = DatasetPaths("tiny", tmp_path / "data")
     write_prepared(paths)
     write_llm(paths, user_status={2: "failed"})
-    report = run(paths, on_bad_generation=policy)
+    report = run(paths, model=tiny_bert, on_bad_generation=policy)
     store = EmbeddingStore(paths.emb)
     prefs = store.table("user_pref")
     good = prefs[[1, 3, 4, 5, 6]]
-    expected = torch.zeros(384) if policy == "zero" else good.mean(0)
+    expected = torch.zeros(store.dim) if policy == "zero" else good.mean(0)
     torch.testing.assert_close(prefs[2], expected)
     assert report["kinds"]["user_pref"]["policy"] == policy
 
 
+@pytest.mark.slow
 def test_rerun_comes_from_the_cache_and_new_items_encode_only_their_texts(tmp_path):
-    from ur4rec.paths import DatasetPaths
-
     paths = DatasetPaths("tiny", tmp_path / "data")
     write_prepared(paths, n_items=12)
     write_llm(paths, n_items=12)
@@ -95,23 +91,23 @@ def test_rerun_comes_from_the_cache_and_new_items_encode_only_their_texts(tmp_pa
     torch.testing.assert_close(store.table("item_know")[:13], before, rtol=0, atol=0)
 
 
-def test_cache_off_encodes_everything_each_time(dataset_paths):
-    run(dataset_paths, cache=False)
-    report = run(dataset_paths, cache=False)
+def test_cache_off_encodes_everything_each_time(dataset_paths, tiny_bert):
+    run(dataset_paths, model=tiny_bert, cache=False)
+    report = run(dataset_paths, model=tiny_bert, cache=False)
     assert report["texts"]["encoded"] == report["texts"]["unique"]
     assert not (dataset_paths.root / "cache").exists()
 
 
-def test_fp16_storage(dataset_paths):
-    run(dataset_paths, storage_dtype="fp16")
+def test_fp16_storage(dataset_paths, tiny_bert):
+    run(dataset_paths, model=tiny_bert, storage_dtype="fp16")
     store = EmbeddingStore(dataset_paths.emb)
     assert store.dtype == torch.float16 and store.table("user_text", dtype=None).dtype == torch.float16
 
 
-def test_missing_generation_rows_are_replaced_and_counted(dataset_paths):
+def test_missing_generation_rows_are_replaced_and_counted(dataset_paths, tiny_bert):
     path = dataset_paths.llm / "user_preferences.parquet"
     write_parquet(path, pq.read_table(path).slice(1))  # user 1 has no row
-    report = run(dataset_paths)
+    report = run(dataset_paths, model=tiny_bert)
     assert report["kinds"]["user_pref"]["replaced"] == {"missing": 1}
     store = EmbeddingStore(dataset_paths.emb)
     torch.testing.assert_close(store.get("user_pref", [1]), store.get("user_text", [1]))

@@ -8,7 +8,7 @@ import typer
 
 from ur4rec.cli import app
 from ur4rec.cli.common import ParamsOpt, SetOpt, read_params
-from ur4rec.config import DEFAULT_PARAMS
+from ur4rec.config import DEFAULT_PARAMS, ParamsError
 
 
 @app.command()
@@ -20,7 +20,10 @@ def encode(
     """Encode LLM preferences/knowledge and raw texts with the frozen encoder into data/<dataset>/emb/."""
     from ur4rec.encode.encode import encode_dataset
 
-    report = encode_dataset(dataset, read_params(params, sets))
+    try:
+        report = encode_dataset(dataset, read_params(params, sets))
+    except ParamsError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     texts = report["texts"]
     typer.echo(
         f"{dataset}: {texts['unique']} distinct texts, {texts['encoded']} encoded, {texts['cache_hits']} from cache "

@@ -103,11 +103,13 @@ def extract(archive: Path, members: dict[str, str], dest: Path) -> None:
 def offline_message(name: str, dataset: DatasetConfig, fetch: FetchConfig, specs: list[FileSpec], why: str) -> str:
     """The one error a user sees when raw files are nowhere: what is expected, and where to put it."""
     wanted = "\n".join(f"  - {spec.describe()}" for spec in specs)
-    places = [str(Path(m) / dataset.raw_name) for m in fetch.mirrors]
-    where = " or ".join(places) if places else f"a folder listed in fetch.mirrors, as <mirror>/{dataset.raw_name}/"
+    places = " or ".join(f"{Path(m) / dataset.raw_name}/" for m in fetch.mirrors)
+    where = f"{places} (or add a folder to fetch.mirrors)" if places else (
+        f"<mirror>/{dataset.raw_name}/ for a folder <mirror> you add to fetch.mirrors"
+    )
     return (
         f"dataset {name!r} (format {dataset.format}): raw files not found locally and not downloaded ({why}).\n"
-        f"Expected files:\n{wanted}\nPut them in {where}/ (or add a folder to fetch.mirrors), then rerun."
+        f"Expected files:\n{wanted}\nPut them in {where}, then rerun."
     )
 
 

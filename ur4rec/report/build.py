@@ -24,7 +24,6 @@ class ReportConfig:
     ks: list[int] = field(default_factory=lambda: [1, 5, 10, 20])
     alpha: float = 0.05
     focus_metric: str = "ndcg@10"     # the metric of the p-value table and the plots
-    n_candidates: int = 100           # for the random-ranking reference line
 
 
 def random_expectation(metric: str, n_candidates: int) -> float:
@@ -44,14 +43,15 @@ def build_report(dataset: str, params: Mapping[str, Any], root: Path | None = No
     metrics = [f"{m}@{k}" for m in ("map", "ndcg") for k in cfg.ks]
     cells = build_cells(runset, metrics)
     out = (report_dir(root) if root else report_dir()) / dataset
-    random_focus = random_expectation(cfg.focus_metric, cfg.n_candidates)
+    n_candidates = int(get_path(params, "prepare.n_candidates", 100))
+    random_focus = random_expectation(cfg.focus_metric, n_candidates)
 
     main_variants = [v for v in variants if not v.startswith(ABLATION_PREFIX)]
     ablations = ["ur4rec", *[v for v in variants if v.startswith(ABLATION_PREFIX)]]
     parts = [
         f"# {dataset}: test results\n",
         f"{len(runset.runs)} runs. `*` significantly better than Base, `†` significantly better than KAR "
-        f"(paired t-test on the same test samples, p < {cfg.alpha}). Random ranking of {cfg.n_candidates} "
+        f"(paired t-test on the same test samples, p < {cfg.alpha}). Random ranking of {n_candidates} "
         f"candidates: {cfg.focus_metric.upper()} ≈ {random_focus:.4f}.\n",
         "## Main results\n",
         results_table(runset, cells, metrics, main_variants, cfg.alpha),
