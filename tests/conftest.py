@@ -15,7 +15,7 @@ from ur4rec.config import apply_override
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("UR4REC_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 # What a pipeline project needs from this checkout; copied so DVC hashes real files.
-PROJECT_FILES = ("dvc.yaml", "params.yaml", "stages", "ur4rec", "templates")
+PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", "stages", "ur4rec", "templates")
 
 
 def shared_dataset(name: str) -> Path:

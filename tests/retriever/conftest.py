@@ -10,6 +10,15 @@ import torch
 from ur4rec.retriever.config import ArchConfig
 from ur4rec.retriever.model import Retriever
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tiny models run fastest on one thread, and a busy CI machine makes extra OpenMP threads spin."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 TINY = dict(hidden_size=32, num_attention_heads=4, intermediate_size=64, num_hidden_layers=3, vocab_size=60,
             max_position_embeddings=32)
 

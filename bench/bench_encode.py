@@ -1,0 +1,198 @@
+"""Encode-stage throughput on the real MovieLens-100K texts, side by side with two references.
+
+  stage  `encode_dataset` end to end (read tables, render, tokenise, encode, write the store), cache off,
+         run in a fresh subprocess so its peak RSS is its own; the model is loaded before the clock starts
+  naive  the textbook loop: input order, fp32, every text padded to max_length, `torch.no_grad`
+  bare   only the model forward, bf16, on batches tokenised, length-sorted and padded beforehand (upper bound)
+
+Targets: stage >= 2.5x naive, stage >= 85% of bare. The texts are the raw texts the stage encodes for
+ml-100k (item title + categories, user LLM-history text); when `data/ml-100k/llm/` holds real generations
+they are encoded too. Also timed: a warm rerun served from the cache, and the store reads training does.
+
+    python bench/bench_encode.py [--naive-limit 512] [--repeats 2]
+
+Prints a table with ratios and writes bench/results/encode.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("UR4REC_SHARED_DATA", REPO.parent / "shared" / "data"))
+RESULTS = REPO / "bench" / "results"
+DATASET = "ml-100k"
+
+
+def build_inputs(root: Path) -> None:
+    """Prepare ml-100k from the shared raw files; LLM tables from the repo if generated, else all 'failed'."""
+    from ur4rec.config import load_params
+    from ur4rec.data.prepare import prepare_dataset
+    from ur4rec.paths import DatasetPaths
+
+    paths = DatasetPaths(DATASET, root)
+    prepare_dataset(load_params(REPO / "params.yaml"), DATASET, raw_dir=SHARED / DATASET, out=paths.prepared)
+    real_llm = DatasetPaths(DATASET, REPO / "data").llm
+    if (real_llm / "user_preferences.parquet").exists() and (real_llm / "item_knowledge.parquet").exists():
+        shutil.copytree(real_llm, paths.llm)
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ur4rec.io import write_parquet
+
+    for name, column, table in (("user_preferences", "user_id", "users"), ("item_knowledge", "item_id", "items")):
+        ids = pq.read_table(paths.prepared / f"{table}.parquet", columns=[column]).column(column)
+        write_parquet(paths.llm / f"{name}.parquet", pa.table({
+            column: ids, "text": pa.array([""] * len(ids)), "status": pa.array(["failed"] * len(ids))}))
+
+
+def stage_texts(root: Path, cfg) -> list[str]:
+    """The distinct texts the stage will encode, in the order it meets them."""
+    from ur4rec.encode.inputs import read_inputs
+    from ur4rec.paths import DatasetPaths
+
+    inputs = read_inputs(DatasetPaths(DATASET, root), cfg)
+    texts = [*inputs.item_text.values(), *inputs.user_text.values(), *inputs.item_know.texts, *inputs.user_pref.texts]
+    return list(dict.fromkeys(t for t in texts if t.strip()))
+
+
+def child_stage(root: Path, repeats: int) -> None:
+    """Run in a subprocess: time the stage function, cold (cache off) and warm (cache on), print JSON."""
+    from ur4rec.config import load_params
+    from ur4rec.encode.config import EncoderConfig
+    from ur4rec.encode.encode import encode_dataset
+    from ur4rec.encode.encoder import FrozenEncoder
+    from ur4rec.encode.store import EmbeddingStore
+    from ur4rec.paths import DatasetPaths
+
+    params = load_params(REPO / "params.yaml")
+    FrozenEncoder(EncoderConfig(**params["encoder"])).model  # load (and hash) before the clock starts
+    cold = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        report = encode_dataset(DATASET, {"encoder": {**params["encoder"], "cache": False}}, root, progress=False)
+        cold.append(time.perf_counter() - t)
+    encode_dataset(DATASET, params, root, progress=False)  # fill the cache
+    t = time.perf_counter()
+    warm_report = encode_dataset(DATASET, params, root, progress=False)
+    warm = time.perf_counter() - t
+    store = EmbeddingStore(DatasetPaths(DATASET, root).emb)
+    n_items = int(store.ids("item_text").max())
+    t = time.perf_counter()
+    table = store.table("item_text", n_items + 1)
+    table_s = time.perf_counter() - t
+    rng = np.random.default_rng(0)
+    t = time.perf_counter()
+    for _ in range(200):
+        store.get("item_text", rng.integers(1, n_items + 1, size=100))
+    get_s = (time.perf_counter() - t) / 200
+    print(json.dumps({
+        "texts": report["texts"]["unique"], "stage_s": min(cold), "stage_all_s": cold, "warm_s": warm,
+        "warm_cache_hits": warm_report["texts"]["cache_hits"], "table_ms": table_s * 1e3, "table_shape": list(table.shape),
+        "get100_ms": get_s * 1e3, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }))
+
+
+def naive(texts: list[str], model_dir: Path, max_length: int, batch_size: int) -> float:
+    """Seconds for the textbook loop over `texts`."""
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModel.from_pretrained(model_dir, dtype=torch.float32).eval()
+    t = time.perf_counter()
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(texts[start : start + batch_size], padding="max_length", truncation=True,
+                              max_length=max_length, return_tensors="pt")
+            hidden = model(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1)
+            (hidden * mask).sum(1) / mask.sum(1)
+    return time.perf_counter() - t
+
+
+def bare(texts: list[str], encoder, repeats: int) -> float:
+    """Best seconds of the model forward alone on pre-built length-sorted batches (bf16, inference_mode)."""
+    from ur4rec.encode.encoder import length_batches, pad_batch
+
+    tokens = encoder.tokenize(texts)
+    pad_id = encoder.tokenizer.pad_token_id or 0
+    batches = [pad_batch([tokens[i] for i in b], pad_id) for b in length_batches([len(t) for t in tokens], encoder.cfg.batch_size)]
+    model = encoder.model
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        with torch.inference_mode():
+            for input_ids, mask in batches:
+                model(input_ids=input_ids, attention_mask=mask)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--naive-limit", type=int, default=512, help="texts timed in the (slow) naive loop")
+    parser.add_argument("--repeats", type=int, default=2, help="repeats of the stage and bare runs (best kept)")
+    parser.add_argument("--stage-child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.stage_child:
+        return child_stage(args.stage_child, args.repeats)
+    if not (SHARED / DATASET).exists():
+        print(f"skipped: real dataset {DATASET} not found at {SHARED / DATASET} (set UR4REC_SHARED_DATA)")
+        return
+
+    from ur4rec.config import load_params
+    from ur4rec.encode.config import EncoderConfig
+    from ur4rec.encode.encoder import FrozenEncoder
+
+    cfg = EncoderConfig(**load_params(REPO / "params.yaml")["encoder"])
+    encoder = FrozenEncoder(cfg)
+    with tempfile.TemporaryDirectory(prefix="bench-encode-") as tmp:
+        root = Path(tmp) / "data"
+        build_inputs(root)
+        texts = stage_texts(root, cfg)
+        child = subprocess.run([sys.executable, __file__, "--stage-child", str(root), "--repeats", str(args.repeats)],
+                               capture_output=True, text=True, check=True)
+        stage = json.loads(child.stdout.strip().splitlines()[-1])
+    bare_s = bare(texts, encoder, args.repeats)
+    # Naive cost per text does not depend on the text (all padded to max_length): an even sample suffices.
+    sample = texts[:: max(1, len(texts) // args.naive_limit)][: args.naive_limit]
+    naive_s = naive(sample, encoder.model_dir, cfg.max_length, cfg.batch_size)
+
+    rates = {"stage": len(texts) / stage["stage_s"], "naive": len(sample) / naive_s, "bare": len(texts) / bare_s}
+    result = {
+        "dataset": DATASET, "model": cfg.model, "dtype": cfg.dtype, "batch_size": cfg.batch_size,
+        "max_length": cfg.max_length, "texts": len(texts), "naive_texts": len(sample),
+        "texts_per_s": {k: round(v, 1) for k, v in rates.items()},
+        "stage_vs_naive": round(rates["stage"] / rates["naive"], 2),
+        "stage_vs_bare": round(rates["stage"] / rates["bare"], 3),
+        "warm_rerun_s": round(stage["warm_s"], 2), "warm_cache_hits": stage["warm_cache_hits"],
+        "store_table_ms": round(stage["table_ms"], 2), "store_get100_ms": round(stage["get100_ms"], 3),
+        "stage_peak_rss_mb": round(stage["peak_rss_mb"]), "stage_runs_s": [round(s, 2) for s in stage["stage_all_s"]],
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "loadavg": os.getloadavg()},
+    }
+    print(f"{len(texts)} distinct ml-100k texts, {cfg.model}, batch {cfg.batch_size}, max_length {cfg.max_length}")
+    for name in ("stage", "naive", "bare"):
+        print(f"  {name:<6} {rates[name]:8.1f} texts/s")
+    print(f"  stage / naive = {result['stage_vs_naive']:.2f}x (target >= 2.5)")
+    print(f"  stage / bare  = {result['stage_vs_bare']:.1%} (target >= 85%)")
+    print(f"  warm rerun (all from cache): {result['warm_rerun_s']} s; stage peak RSS {result['stage_peak_rss_mb']} MB")
+    print(f"  store: table() {result['store_table_ms']} ms, get(100 random ids) {result['store_get100_ms']} ms")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "encode.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
