@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -10,13 +11,21 @@ import torch
 from ur4rec.retriever.config import ArchConfig
 from ur4rec.retriever.model import Retriever
 
-@pytest.fixture(autouse=True, scope="session")
-def _one_torch_thread():
-    """Tiny models run fastest on one thread, and a busy CI machine makes extra OpenMP threads spin."""
+@contextlib.contextmanager
+def one_torch_thread():
+    """Tiny models run fastest on one thread, and on a busy CI machine extra OpenMP threads spin for nothing."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    with one_torch_thread():
+        yield
 
 
 TINY = dict(hidden_size=32, num_attention_heads=4, intermediate_size=64, num_hidden_layers=3, vocab_size=60,
@@ -118,6 +127,7 @@ def tiny_project(tmp_path_factory, tiny_bert):
     raw = write_ml100k(tmp_path_factory.mktemp("raw") / "fx", n_users=40, n_items=60, per_user=25)
     prepare_dataset(params, "fx", raw_dir=raw, out=paths.prepared)
     write_fixture_store(paths.prepared, paths.emb)
-    for backbone in ("prm", "gru4rec"):
-        train_base("fx", backbone, params, root=root)
+    with one_torch_thread():
+        for backbone in ("prm", "gru4rec"):
+            train_base("fx", backbone, params, root=root)
     return root, params

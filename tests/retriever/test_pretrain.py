@@ -8,7 +8,6 @@ from safetensors.torch import load_file
 
 from ur4rec.retriever.pretrain import pretrain_dir, run_pretrain
 
-pytestmark = pytest.mark.slow
 
 
 def test_pretraining_writes_weights_and_lowers_the_validation_loss(tiny_project):

@@ -33,8 +33,6 @@ class SamplingConfig:
 @dataclass(frozen=True)
 class VllmConfig:
     tensor_parallel_size: int = 1
-    # >1 runs that many engine processes, each on its own group of tensor_parallel_size GPUs.
-    data_parallel_size: int = 1
     gpu_memory_utilization: float = 0.9
     max_model_len: int = 4096
     enforce_eager: bool = False
@@ -86,6 +84,8 @@ class LLMConfig:
     dtype: str = "bfloat16"  # auto | bfloat16 | float16 | float32
     batch_size: int = 64  # transformers: prompts per generate call; vLLM: max concurrent sequences
     flush_every: int = 128  # outputs kept in memory before they are written to the cache
+    # >1: that many engine processes split the uncached prompts, each on its own tensor_parallel_size GPUs.
+    data_parallel_size: int = 1
     cache_dir: str = ""  # empty: data/cache/llm
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     vllm: VllmConfig = field(default_factory=VllmConfig)
@@ -101,7 +101,7 @@ class LLMConfig:
             raise ParamsError(f"llm.quality.retry_on: unknown status(es) {bad}; choose from {STATUSES[1:4]}")
         if self.openai.endpoint not in ("chat", "completions"):
             raise ParamsError(f"llm.openai.endpoint: {self.openai.endpoint!r} is not 'chat' or 'completions'")
-        for name in ("batch_size", "flush_every"):
+        for name in ("batch_size", "flush_every", "data_parallel_size"):
             if getattr(self, name) < 1:
                 raise ParamsError(f"llm.{name} must be >= 1")
 

@@ -45,10 +45,10 @@ def resolve_model(name: str, revision: str = "main") -> ResolvedModel:
         return _resolve_packaged(name[len(PACKAGED_PREFIX):])
     path = Path(name).expanduser()
     if path.is_dir():
-        return ResolvedModel(name, str(path.resolve()), f"local:{folder_fingerprint(path)}")
+        return ResolvedModel(name, str(path.resolve()), f"local@{folder_fingerprint(path)}")
     if path.suffix == ".gguf" and path.is_file():
         folder, digest = materialise_gguf(path)
-        return ResolvedModel(name, str(folder), f"gguf:{digest}")
+        return ResolvedModel(name, str(folder), f"gguf@{digest}")
     if name.count("/") == 1 and not name.startswith((".", "/")):
         return ResolvedModel(name, name, f"hf:{name}@{revision}")
     raise FileNotFoundError(
@@ -60,7 +60,7 @@ def _resolve_packaged(short: str) -> ResolvedModel:
     if short != "smollm2":
         raise ValueError(f"unknown packaged model {short!r}; known: packaged:smollm2")
     folder, digest = materialise_gguf(packaged.smollm2_gguf())
-    return ResolvedModel(f"{PACKAGED_PREFIX}{short}", str(folder), f"gguf:{digest}")
+    return ResolvedModel(f"{PACKAGED_PREFIX}{short}", str(folder), f"{PACKAGED_PREFIX}{short}@{digest}")
 
 
 def materialise_gguf(gguf: Path, cache_root: Path | None = None) -> tuple[Path, str]:
@@ -73,6 +73,7 @@ def materialise_gguf(gguf: Path, cache_root: Path | None = None) -> tuple[Path, 
     with atomic_dir(target) as tmp:
         _write_hf_copy(gguf, tmp)
         (tmp / "ur4rec_source.json").write_text(json.dumps({"gguf": gguf.name, "sha256": digest}) + "\n")
+        tmp.chmod(0o755)  # mkdtemp makes it private; the model cache is shared by checkouts
     return target, digest
 
 

@@ -35,7 +35,12 @@ class ItemFeatures(nn.Module):
         self.register_buffer("item_categories", item_categories.long().clone())
 
     def forward(self, item_ids: Tensor) -> Tensor:
-        """[...] item ids -> [..., dim]."""
+        """[...] item ids -> [..., dim]. Computed once per distinct id: a batch repeats items a lot (100
+        candidates and 150 history items per sample), and the category mean is the costly part."""
+        distinct, inverse = torch.unique(item_ids, return_inverse=True)
+        return self.distinct_repr(distinct)[inverse]
+
+    def distinct_repr(self, item_ids: Tensor) -> Tensor:
         cats = self.item_categories[item_ids]
         present = (cats > 0).unsqueeze(-1).to(self.categories.weight.dtype)
         category_mean = (self.categories(cats) * present).sum(-2) / present.sum(-2).clamp(min=1.0)

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ur4rec.models import register
 from ur4rec.models.base import Backbone, BackboneConfig
-from ur4rec.models.layers import transformer_encoder
+from ur4rec.models.layers import Encoder
 
 
 @dataclass
@@ -36,7 +36,7 @@ class PRM(Backbone):
         self.inputs = nn.Linear(2 * d, d)
         self.position = nn.Embedding(cfg.max_candidates, d)
         nn.init.normal_(self.position.weight, std=0.02)
-        self.encoder = transformer_encoder(d, cfg.heads, cfg.layers, cfg.dropout)
+        self.encoder = Encoder(d, cfg.heads, cfg.layers, cfg.dropout)
         self.head = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 1))
 
     def score(self, history: Tensor, candidates: Tensor) -> Tensor:

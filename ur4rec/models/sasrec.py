@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ur4rec.models import register
 from ur4rec.models.base import Backbone, BackboneConfig
-from ur4rec.models.layers import transformer_encoder
+from ur4rec.models.layers import Encoder
 
 
 @dataclass
@@ -27,14 +27,14 @@ class SASRecConfig(BackboneConfig):
     heads: int = 2
 
 
-def blocked_attention(history: Tensor, heads: int) -> Tensor:
-    """Boolean `[B * heads, L, L]` mask, True where query q may NOT attend key k: the future and padding,
-    except q itself."""
+def allowed_attention(history: Tensor) -> Tensor:
+    """Boolean `[B, 1, L, L]` mask, True where query q may attend key k: past or present real items, and q
+    itself (so a padding query has one key)."""
     steps = history.shape[1]
-    future = torch.ones(steps, steps, dtype=torch.bool, device=history.device).triu(1)
-    blocked = future.unsqueeze(0) | (history == 0).unsqueeze(1)
-    blocked &= ~torch.eye(steps, dtype=torch.bool, device=history.device)
-    return blocked.repeat_interleave(heads, dim=0)
+    past = torch.ones(steps, steps, dtype=torch.bool, device=history.device).tril()
+    allowed = past.unsqueeze(0) & (history > 0).unsqueeze(1)
+    allowed |= torch.eye(steps, dtype=torch.bool, device=history.device)
+    return allowed.unsqueeze(1)
 
 
 @register("sasrec")
@@ -43,10 +43,9 @@ class SASRec(Backbone):
 
     def __init__(self, cfg: SASRecConfig, n_items: int, n_categories: int, item_categories: Tensor, aug_dim: int = 0):
         super().__init__(cfg, n_items, n_categories, item_categories, aug_dim)
-        self.heads = cfg.heads
         self.position = nn.Embedding(cfg.history_len, cfg.dim)
         nn.init.normal_(self.position.weight, std=0.02)
-        self.encoder = transformer_encoder(cfg.dim, cfg.heads, cfg.layers, cfg.dropout)
+        self.encoder = Encoder(cfg.dim, cfg.heads, cfg.layers, cfg.dropout)
 
     def user_state(self, history: Tensor) -> Tensor:
         """`[B, L]` left-padded item ids -> `[B, dim]`, the encoder output at the most recent position."""
@@ -55,7 +54,7 @@ class SASRec(Backbone):
         present = (history > 0).unsqueeze(-1).to(self.position.weight.dtype)
         x = self.item_repr(history) * math.sqrt(self.dim) + self.position(positions).unsqueeze(0)
         x = self.dropout(x) * present
-        return self.encoder(x, mask=blocked_attention(history, self.heads))[:, -1]
+        return self.encoder(x, allowed_attention(history))[:, -1]
 
     def score(self, history: Tensor, candidates: Tensor) -> Tensor:
         return (candidates * self.user_state(history).unsqueeze(1)).sum(-1)

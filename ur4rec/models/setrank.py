@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from ur4rec.models import register
 from ur4rec.models.base import Backbone, BackboneConfig
+from ur4rec.models.layers import Attention, FeedForward
 
 
 @dataclass
@@ -26,18 +27,18 @@ class SetRankConfig(BackboneConfig):
 
 
 class MAB(nn.Module):
-    """Multi-head attention block: H = LN(X + Attn(X, Y, Y)); out = LN(H + FFN(H))."""
+    """Multi-head attention block (SetRank eq. 4-5): H = LN(X + Attn(X, Y, Y)); out = LN(H + FFN(H))."""
 
     def __init__(self, dim: int, heads: int, dropout: float):
         super().__init__()
-        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
-        self.ffn = nn.Sequential(nn.Linear(dim, 2 * dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(2 * dim, dim))
+        self.attn = Attention(dim, heads)
+        self.ffn = FeedForward(dim, dropout)
         self.norm1 = nn.LayerNorm(dim)
         self.norm2 = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        h = self.norm1(x + self.dropout(self.attn(x, y, y, need_weights=False)[0]))
+        h = self.norm1(x + self.dropout(self.attn(x, y)))
         return self.norm2(h + self.dropout(self.ffn(h)))
 
 
@@ -64,8 +65,6 @@ class SetRank(Backbone):
     def __init__(self, cfg: SetRankConfig, n_items: int, n_categories: int, item_categories: Tensor, aug_dim: int = 0):
         super().__init__(cfg, n_items, n_categories, item_categories, aug_dim)
         d = cfg.dim
-        if d % cfg.heads:
-            raise ValueError(f"setrank: dim={d} must be divisible by heads={cfg.heads}")
         self.inputs = nn.Linear(2 * d, d)
         self.blocks = nn.ModuleList(SetBlock(d, cfg.heads, cfg.dropout, cfg.inducing_points) for _ in range(cfg.layers))
         self.head = nn.Linear(d, 1)

@@ -60,6 +60,11 @@ class JointConfig:
 
     warm_start: bool = True  # start the backbone from its Base checkpoint, the aug fusion as identity on h_i
     augmenter_lr: float | None = None  # lr of the augmenter's weights (retriever, KAR); None: the backbone's lr
+    epochs: int | None = None  # overrides train.epochs for augmented variants (warm-started: few suffice)
+    patience: int | None = None  # overrides train.patience likewise
+
+    def train_overrides(self) -> dict[str, int]:
+        return {k: v for k, v in (("epochs", self.epochs), ("patience", self.patience)) if v is not None}
 
 
 @dataclass

@@ -89,11 +89,12 @@ def history_len(params: Mapping[str, Any], backbone: str, backbone_history: int)
 def train_variant(dataset: str, backbone: str, variant: str, params: Mapping[str, Any], root: Path | None = None):
     """The `train_aug` stage: jointly train `variant` on `backbone`; writes `.../<variant>/train/`."""
     from ur4rec import models
-    from ur4rec.config import get_path
+    from ur4rec.config import get_path, merged
     from ur4rec.train.run import run_training
 
     variant_config(params, variant)  # fail fast on an unknown variant
     backbone_history = models.make_config(backbone, get_path(params, f"backbone.{backbone}")).history_len
+    params = merged(params, {"train": retriever_config(params).joint.train_overrides()})
     return run_training(dataset, backbone, variant, params, factory=variant_factory(variant, training=True),
                         root=root, history_len=history_len(params, backbone, backbone_history))
 

@@ -1,0 +1,71 @@
+"""pretrain / train_aug / evaluate_aug under a real `dvc repro` in a throw-away repo, downstream of the real
+prepare, encode and Base train stages (generation is committed from fixture outputs: its own tests run it)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from tests.encode.test_dvc_stage import write_llm_outputs
+from tests.fixtures.raw import write_ml100k
+from tests.retriever.conftest import save_tiny_bert
+
+pytestmark = pytest.mark.slow
+
+VARIANTS = ["bert", "llm", "kar", "ur4rec", "ur4rec-no-retr", "ur4rec-no-proxy", "ur4rec-no-pretrain"]
+TINY = [
+    "datasets=[ml-100k]", "backbones=[prm]", f"variants=[{','.join(VARIANTS)}]",
+    "prepare.n_candidates=20", "train.epochs=1", "train.progress=false", "train.threads=1",
+    "backbone.prm.dim=16", "backbone.prm.max_candidates=20",
+    "retriever.arch.init_checkpoint=tiny-bert", "retriever.arch.n_layers=1",
+    "retriever.per_backbone.prm.n_proxies=2", "retriever.pretrain.epochs=1", "retriever.joint.epochs=1",
+]
+
+
+def _require_upstream(project) -> None:
+    stages = yaml.safe_load((project.root / "dvc.yaml").read_text())["stages"]
+    missing = [s for s in ("prepare", "encode", "train", "evaluate") if s not in stages]
+    if missing:
+        pytest.skip(f"upstream DVC stage(s) {missing} not in dvc.yaml yet")
+    if "argv[3]" not in (project.root / "stages" / "evaluate.py").read_text():
+        pytest.skip("stages/evaluate.py does not take a variant argument yet (needed by evaluate_aug)")
+
+
+def _commit_generation(project) -> None:
+    """Write the generation stage's outputs as it would and record them, so repro treats it as done."""
+    project.repro("prepare@ml-100k")
+    write_llm_outputs(project.root, "ml-100k")
+    stages = yaml.safe_load((project.root / "dvc.yaml").read_text())["stages"]
+    if "generate" in stages:
+        project.run("dvc", "commit", "-f", "generate@ml-100k")
+
+
+def test_all_variants_repro_then_no_op_then_only_the_changed_variant(dvc_project):
+    project = dvc_project(*TINY)
+    _require_upstream(project)
+    save_tiny_bert(project.root / "tiny-bert")
+    write_ml100k(project.root / "mirror" / "ml-100k")
+    _commit_generation(project)
+
+    ran = project.ran_stages(project.repro())
+    for variant in VARIANTS:
+        for stage in ("pretrain", "train_aug", "evaluate_aug"):
+            assert f"{stage}@ml-100k-prm-{variant}" in ran, (stage, variant, ran)
+    runs = project.root / "data" / "ml-100k" / "runs" / "prm"
+    for variant in VARIANTS:
+        metrics = json.loads((runs / variant / "eval" / "metrics.json").read_text())
+        assert 0.0 <= metrics["ndcg@10"] <= 1.0
+        assert (runs / variant / "train" / "model.safetensors").exists()
+    assert (runs / "ur4rec" / "pretrain" / "retriever.safetensors").exists()
+    assert not (runs / "kar" / "pretrain" / "retriever.safetensors").exists()  # marker only
+
+    assert project.ran_stages(project.repro()) == []
+
+    project.set_params("variant.ur4rec.n_proxies=3")  # read by the ur4rec stages only
+    assert project.ran_stages(project.repro()) == [
+        "evaluate_aug@ml-100k-prm-ur4rec", "pretrain@ml-100k-prm-ur4rec", "train_aug@ml-100k-prm-ur4rec"]
+    project.set_params("variant.kar.kar.out_dim=4")
+    assert project.ran_stages(project.repro()) == [
+        "evaluate_aug@ml-100k-prm-kar", "pretrain@ml-100k-prm-kar", "train_aug@ml-100k-prm-kar"]
