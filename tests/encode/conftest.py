@@ -20,7 +20,7 @@ TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "spec
 
 @pytest.fixture(scope="session")
 def minilm_cfg() -> EncoderConfig:
-    return EncoderConfig(batch_size=4)
+    return EncoderConfig(batch_size=4, batch_tokens=128)  # several batches of mixed lengths even for a few texts
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,7 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def minilm_fp32() -> FrozenEncoder:
-    return FrozenEncoder(EncoderConfig(dtype="fp32", batch_size=3))
+    return FrozenEncoder(EncoderConfig(dtype="fp32", batch_size=3, batch_tokens=200))
 
 
 def test_minilm_returns_one_384_vector_per_text_in_input_order(minilm):
@@ -88,11 +88,20 @@ def test_normalize_gives_unit_vectors():
 
 def test_length_batches_cover_every_index_once_longest_first():
     lengths = [5, 1, 9, 3, 9, 2, 7]
-    batches = length_batches(lengths, 3)
+    batches = length_batches(lengths, max_texts=3, max_tokens=1000)
     flat = [int(i) for b in batches for i in b]
     assert sorted(flat) == list(range(len(lengths)))
     assert [lengths[i] for i in flat] == sorted(lengths, reverse=True)
     assert [len(b) for b in batches] == [3, 3, 1]
+
+
+def test_length_batches_respect_the_token_budget():
+    lengths = [256] * 4 + [10] * 100
+    batches = length_batches(lengths, max_texts=64, max_tokens=512)
+    assert [len(b) for b in batches] == [2, 2, 51, 49]  # long texts two at a time, short ones 51 (510 tokens)
+    for batch in batches:
+        assert len(batch) * max(lengths[i] for i in batch) <= 512
+    assert [len(b) for b in length_batches([600], max_texts=8, max_tokens=512)] == [1]  # never an empty batch
 
 
 def test_pad_batch_pads_to_the_longest_in_the_batch_only():
@@ -113,7 +122,7 @@ def test_fingerprint_tracks_what_changes_vectors_only():
     fp = model_fingerprint(base, minilm_dir())
     for change in ({"pooling": "cls"}, {"max_length": 128}, {"dtype": "fp32"}, {"normalize": True}):
         assert model_fingerprint(EncoderConfig(**change), minilm_dir()) != fp, change
-    for change in ({"batch_size": 7}, {"device": "auto"}, {"storage_dtype": "fp16"}, {"on_bad_generation": "zero"}):
+    for change in ({"batch_size": 7}, {"batch_tokens": 99}, {"device": "auto"}, {"storage_dtype": "fp16"}, {"on_bad_generation": "zero"}):
         assert model_fingerprint(EncoderConfig(**change), minilm_dir()) == fp, change
 
 
@@ -145,7 +154,7 @@ def test_unknown_packaged_model_is_a_clear_error():
 
 
 @pytest.mark.parametrize("bad", [{"pooling": "max"}, {"dtype": "int8"}, {"on_bad_generation": "drop"},
-                                 {"bad_statuses": ["ok"]}, {"batch_size": 0}, {"storage_dtype": "bf16"}, {"bogus": 1}])
+                                 {"bad_statuses": ["ok"]}, {"batch_size": 0}, {"batch_tokens": 0}, {"storage_dtype": "bf16"}, {"bogus": 1}])
 def test_config_rejects_bad_params(bad):
     with pytest.raises(ParamsError, match="encoder"):
         section(EncoderConfig, bad, "encoder")

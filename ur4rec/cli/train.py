@@ -14,18 +14,17 @@ from ur4rec.config import DEFAULT_PARAMS
 
 DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="Dataset name (a key of `dataset` in params).")]
 BackboneOpt = Annotated[str, typer.Option("--backbone", "-b", help="dlcm | prm | setrank | gru4rec | sasrec")]
-VariantOpt = Annotated[str, typer.Option("--variant", help="Run variant; `base` is the backbone alone.")]
+VariantOpt = Annotated[str, typer.Option("--variant", help="`base` (the backbone alone) or an augmented variant.")]
 
 
 @app.command()
 def train(dataset: DatasetOpt, backbone: BackboneOpt, variant: VariantOpt = "base",
           params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
-    """Train a backbone on the prepared samples (early stopping on validation) into data/<ds>/runs/."""
-    from ur4rec.train.run import run_training
+    """Train a backbone (or an augmented variant) with early stopping on validation, into data/<ds>/runs/."""
+    from ur4rec.train.run import train_any
 
-    _check_base(variant)
     try:
-        result = run_training(dataset, backbone, variant, read_params(params, sets))
+        result = train_any(dataset, backbone, variant, read_params(params, sets))
     except (FileNotFoundError, KeyError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -37,11 +36,10 @@ def train(dataset: DatasetOpt, backbone: BackboneOpt, variant: VariantOpt = "bas
 def evaluate(dataset: DatasetOpt, backbone: BackboneOpt, variant: VariantOpt = "base",
              params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
     """Score a trained run on the test split: per-sample and mean MAP@k / NDCG@k."""
-    from ur4rec.eval.run import evaluate_run
+    from ur4rec.eval.run import evaluate_any
 
-    _check_base(variant)
     try:
-        means = evaluate_run(dataset, backbone, variant, read_params(params, sets))
+        means = evaluate_any(dataset, backbone, variant, read_params(params, sets))
     except (FileNotFoundError, KeyError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -65,10 +63,3 @@ def compare(
     typer.echo(json.dumps({"metric": metric, "n": result.n, "mean_a": result.mean_a, "mean_b": result.mean_b,
                            "t": result.statistic, "p": result.pvalue, "significant_at_0.05": result.significant()}))
 
-
-def _check_base(variant: str) -> None:
-    """Only the Base model factory lives here; augmented variants have their own commands."""
-    if variant != "base":
-        typer.echo(f"error: variant {variant!r}: `ur4rec train/evaluate` run the Base backbones; "
-                   "augmented variants are trained by their own stage", err=True)
-        raise typer.Exit(2)

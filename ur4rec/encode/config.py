@@ -21,7 +21,7 @@ class EncoderConfig:
     """How texts become vectors, and how the vectors are stored.
 
     Only `model`, `pooling`, `max_length`, `dtype` and `normalize` change the vectors, so only they enter the
-    encoder fingerprint (and with it the cache key); batch size and device change speed, not results.
+    encoder fingerprint (and with it the cache key); batch sizes and device change speed, not results.
     """
 
     model: str = "packaged:minilm"
@@ -29,7 +29,8 @@ class EncoderConfig:
     max_length: int = 256
     dtype: str = "bf16"
     normalize: bool = False
-    batch_size: int = 64
+    batch_size: int = 512
+    batch_tokens: int = 8192
     device: str = "cpu"
     storage_dtype: str = "fp32"
     shard_mb: int = 64
@@ -46,7 +47,7 @@ class EncoderConfig:
             _choice("bad_statuses[]", status, GENERATION_STATUSES)
         if "ok" in self.bad_statuses:
             raise ParamsError("encoder.bad_statuses: 'ok' cannot be a bad status")
-        for name in ("max_length", "batch_size", "shard_mb"):
+        for name in ("max_length", "batch_size", "batch_tokens", "shard_mb"):
             if getattr(self, name) < 1:
                 raise ParamsError(f"encoder.{name}: must be >= 1, got {getattr(self, name)}")
 

@@ -1,7 +1,8 @@
 """A frozen BERT-family encoder (paper eq. 5) that turns texts into one vector each, fast on a CPU.
 
 Speed comes from four things: `torch.inference_mode` (no autograd bookkeeping), batches of texts of similar
-token length (sorted, padded per batch, so little compute is spent on padding), reduced precision (bf16 by
+token length (sorted, padded per batch, so little compute is spent on padding, and sized by a token budget so
+short texts go in large batches), reduced precision (bf16 by
 default; checked against fp32 in the tests) and the content-keyed cache in `cache.py` that skips texts this
 exact encoder has seen before. Tokenisation happens in windows so a million texts never sit in RAM as
 Python token lists at once.
@@ -76,10 +77,21 @@ def _file_sha256(path: Path) -> str:
     return _FILE_HASHES[key]
 
 
-def length_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
-    """Indices grouped into batches of similar length, longest first (an out-of-memory shows up at once)."""
+def length_batches(lengths: Sequence[int], max_texts: int, max_tokens: int) -> list[np.ndarray]:
+    """Indices grouped into batches of similar length, longest first (an out-of-memory shows up at once).
+
+    A batch holds at most `max_texts` texts and `max_tokens` padded tokens, so short texts travel in large
+    batches (a forward pass has a fixed cost that small batches of short texts never amortise) while long
+    ones stay within the same memory bound.
+    """
     order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches, start = [], 0
+    while start < len(order):
+        width = max(1, int(lengths[order[start]]))  # the longest text in the batch sets its padded width
+        size = max(1, min(max_texts, max_tokens // width))
+        batches.append(order[start : start + size])
+        start += size
+    return batches
 
 
 def pad_batch(token_lists: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -184,6 +196,6 @@ class FrozenEncoder:
     def _encode_window(self, texts: Sequence[str]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         tokens = self.tokenize(texts)
         pad_id = self.tokenizer.pad_token_id or 0
-        for batch in length_batches([len(t) for t in tokens], self.cfg.batch_size):
+        for batch in length_batches([len(t) for t in tokens], self.cfg.batch_size, self.cfg.batch_tokens):
             input_ids, mask = pad_batch([tokens[i] for i in batch], pad_id)
             yield torch.from_numpy(batch), self.forward(input_ids, mask)

@@ -31,7 +31,7 @@ def evaluate_run(dataset: str, backbone: str, variant: str, params: Mapping[str,
     model = load_trained(ctx, factory)
     test = ctx.load_split("test", saved.get("history_len"))
     started = time.perf_counter()
-    scores = predict(model, test, ctx.train_cfg.eval_batch_size, progress=ctx.train_cfg.progress)
+    scores = predict(model, test, cfg.batch_size, progress=cfg.progress)
     seconds = time.perf_counter() - started
     per_sample = per_sample_metrics(scores, labels_of(test), cfg.ks)
     eval_dir = ctx.run_dir / "eval"
@@ -47,3 +47,13 @@ def evaluate_run(dataset: str, backbone: str, variant: str, params: Mapping[str,
 def evaluate_base(dataset: str, backbone: str, params: Mapping[str, Any], root: Path | None = None) -> dict[str, float]:
     """The `evaluate` stage for the Base variant."""
     return evaluate_run(dataset, backbone, "base", params, root=root)
+
+
+def evaluate_any(dataset: str, backbone: str, variant: str, params: Mapping[str, Any],
+                 root: Path | None = None) -> dict[str, float]:
+    """The `evaluate` stage for any variant: Base here, augmented variants through the retriever's factory."""
+    if variant == "base":
+        return evaluate_base(dataset, backbone, params, root)
+    from ur4rec.retriever.joint import evaluate_variant
+
+    return evaluate_variant(dataset, backbone, variant, params, root=root)

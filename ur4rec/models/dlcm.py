@@ -29,14 +29,13 @@ class DLCM(Backbone):
     def __init__(self, cfg: DLCMConfig, n_items: int, n_categories: int, item_categories: Tensor, aug_dim: int = 0):
         super().__init__(cfg, n_items, n_categories, item_categories, aug_dim)
         d = cfg.dim
-        self.inputs = nn.Sequential(nn.Linear(2 * d, d), nn.ELU())
+        self.inputs = nn.Sequential(nn.Linear(3 * d, d), nn.ELU())
         self.gru = nn.GRU(d, d, num_layers=cfg.layers, batch_first=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0)
         self.context = nn.Linear(d, d)
         self.v = nn.Linear(d, 1, bias=False)
 
     def score(self, history: Tensor, candidates: Tensor) -> Tensor:
-        user = self.history_summary(history).unsqueeze(1).expand_as(candidates)
-        x = self.dropout(self.inputs(torch.cat([candidates, user], dim=-1)))
+        x = self.dropout(self.inputs(self.with_user(candidates, history)))
         outputs, final = self.gru(x)                      # [B, C, d], [layers, B, d]
         context = torch.tanh(self.context(final[-1])).unsqueeze(1)
         return self.v(outputs * context).squeeze(-1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-INIT_STD = 0.02
+INIT_STD = 0.1
 
 
 class ItemFeatures(nn.Module):

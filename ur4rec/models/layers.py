@@ -51,9 +51,15 @@ class EncoderLayer(nn.Module):
         self.ffn = FeedForward(dim, dropout)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, allowed: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, allowed: Tensor | None = None, last_only: bool = False) -> Tensor:
+        """`last_only`: compute the output of the last position only (`[B, 1, d]`), all positions as keys."""
         h = self.norm1(x)
-        x = x + self.dropout(self.attn(h, h, allowed))
+        if last_only:
+            x, queries = x[:, -1:], h[:, -1:]
+            allowed = allowed[..., -1:, :] if allowed is not None else None
+        else:
+            queries = h
+        x = x + self.dropout(self.attn(queries, h, allowed))
         return x + self.dropout(self.ffn(self.norm2(x)))
 
 
@@ -65,7 +71,9 @@ class Encoder(nn.Module):
         self.layers = nn.ModuleList(EncoderLayer(dim, heads, dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, x: Tensor, allowed: Tensor | None = None) -> Tensor:
-        for layer in self.layers:
-            x = layer(x, allowed)
+    def forward(self, x: Tensor, allowed: Tensor | None = None, last_only: bool = False) -> Tensor:
+        """`[B, L, d] -> [B, L, d]`, or `[B, 1, d]` with `last_only` (a sequence model reading its latest
+        state skips the last layer's work on every other position)."""
+        for index, layer in enumerate(self.layers):
+            x = layer(x, allowed, last_only=last_only and index == len(self.layers) - 1)
         return self.norm(x)

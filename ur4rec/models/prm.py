@@ -33,7 +33,7 @@ class PRM(Backbone):
         super().__init__(cfg, n_items, n_categories, item_categories, aug_dim)
         d = cfg.dim
         self.max_candidates = cfg.max_candidates
-        self.inputs = nn.Linear(2 * d, d)
+        self.inputs = nn.Linear(3 * d, d)
         self.position = nn.Embedding(cfg.max_candidates, d)
         nn.init.normal_(self.position.weight, std=0.02)
         self.encoder = Encoder(d, cfg.heads, cfg.layers, cfg.dropout)
@@ -43,7 +43,6 @@ class PRM(Backbone):
         n = candidates.shape[1]
         if n > self.max_candidates:
             raise ValueError(f"prm: {n} candidates per list > backbone.prm.max_candidates={self.max_candidates}")
-        user = self.history_summary(history).unsqueeze(1).expand_as(candidates)
         positions = self.position(torch.arange(n, device=candidates.device)).unsqueeze(0)
-        x = self.dropout(self.inputs(torch.cat([candidates, user], dim=-1)) + positions)
+        x = self.dropout(self.inputs(self.with_user(candidates, history)) + positions)
         return self.head(self.encoder(x)).squeeze(-1)

@@ -54,7 +54,7 @@ class SASRec(Backbone):
         present = (history > 0).unsqueeze(-1).to(self.position.weight.dtype)
         x = self.item_repr(history) * math.sqrt(self.dim) + self.position(positions).unsqueeze(0)
         x = self.dropout(x) * present
-        return self.encoder(x, allowed_attention(history))[:, -1]
+        return self.encoder(x, allowed_attention(history), last_only=True)[:, -1]
 
     def score(self, history: Tensor, candidates: Tensor) -> Tensor:
         return (candidates * self.user_state(history).unsqueeze(1)).sum(-1)

@@ -65,13 +65,12 @@ class SetRank(Backbone):
     def __init__(self, cfg: SetRankConfig, n_items: int, n_categories: int, item_categories: Tensor, aug_dim: int = 0):
         super().__init__(cfg, n_items, n_categories, item_categories, aug_dim)
         d = cfg.dim
-        self.inputs = nn.Linear(2 * d, d)
+        self.inputs = nn.Linear(3 * d, d)
         self.blocks = nn.ModuleList(SetBlock(d, cfg.heads, cfg.dropout, cfg.inducing_points) for _ in range(cfg.layers))
         self.head = nn.Linear(d, 1)
 
     def score(self, history: Tensor, candidates: Tensor) -> Tensor:
-        user = self.history_summary(history).unsqueeze(1).expand_as(candidates)
-        x = self.dropout(self.inputs(torch.cat([candidates, user], dim=-1)))
+        x = self.dropout(self.inputs(self.with_user(candidates, history)))
         for block in self.blocks:
             x = block(x)
         return self.head(x).squeeze(-1)

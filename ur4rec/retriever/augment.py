@@ -103,7 +103,9 @@ class KarAugmenter(Augmenter):
 
     def forward(self, batch: BatchLike, item_repr: ItemRepr | None = None) -> Tensor:
         pref = self.adaptor(self.user_table[batch.user_ids], self.PREFERENCE)
-        know = self.adaptor(self.item_table[batch.candidates], self.KNOWLEDGE)
+        # An item's vector does not depend on the user: adapt each distinct candidate once per batch.
+        items, where = batch.candidates.unique(return_inverse=True)
+        know = self.adaptor(self.item_table[items], self.KNOWLEDGE)[where]
         return torch.cat([pref.unsqueeze(1).expand_as(know), know], dim=-1)
 
 

@@ -29,3 +29,5 @@ class EvalConfig:
     """What evaluation reports: MAP@k and NDCG@k for each k, on the test split."""
 
     ks: list[int] = field(default_factory=lambda: [1, 5, 10, 20])
+    batch_size: int = 256
+    progress: bool = True

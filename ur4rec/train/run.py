@@ -140,6 +140,15 @@ def train_base(dataset: str, backbone: str, params: Mapping[str, Any], root: Pat
     return run_training(dataset, backbone, "base", params, root=root)
 
 
+def train_any(dataset: str, backbone: str, variant: str, params: Mapping[str, Any], root: Path | None = None) -> FitResult:
+    """Train any variant: Base here, augmented variants through the retriever's joint training."""
+    if variant == "base":
+        return train_base(dataset, backbone, params, root)
+    from ur4rec.retriever.joint import train_variant
+
+    return train_variant(dataset, backbone, variant, params, root=root)
+
+
 def trained_context(dataset: str, backbone: str, variant: str, params: Mapping[str, Any],
                     root: Path | None = None) -> tuple[RunContext, dict[str, Any]]:
     """The context of a finished run, with the backbone config it was trained with (from config.json)."""

@@ -131,6 +131,8 @@ class VllmBackend(Backend):
 
     def _enqueue(self, llm, request: Request, in_flight: dict[str, Request]) -> Completion | None:
         """Add one request; a prompt the engine rejects (e.g. too long) becomes an error completion."""
+        from vllm.exceptions import VLLMClientError
+
         try:
             (request_id,) = llm.enqueue(
                 [request.prompt],
@@ -138,9 +140,10 @@ class VllmBackend(Backend):
                 use_tqdm=False,
                 tokenization_kwargs={"add_special_tokens": False},  # the chat template already has them
             )
-        except ValueError as exc:
+        except (ValueError, VLLMClientError) as exc:
             return Completion(request.key, "", 0, 0, "error", f"rejected by vLLM: {exc}")
-        in_flight[request_id] = request
+        # enqueue returns the engine's internal id ("<counter>-<random>"); outputs carry the counter part.
+        in_flight[request_id.split("-", 1)[0]] = request
         return None
 
     def close(self) -> None:

@@ -1,0 +1,152 @@
+"""The shared loop: selection and early stopping on validation only, determinism, resume, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from tests.models.conftest import TINY
+from ur4rec.eval.metrics import score_metric
+from ur4rec.models import build
+from ur4rec.train import loop
+from ur4rec.train.batch import RerankData
+from ur4rec.train.catalog import ItemCatalog
+from ur4rec.train.checkpoint import load_weights
+from ur4rec.train.config import TrainConfig
+from ur4rec.train.loop import fit, labels_of, predict
+from ur4rec.train.run import run_training
+
+CFG = TrainConfig(epochs=3, patience=2, batch_size=64, lr=3e-3, progress=False, threads=1)
+
+
+def setup(prepared_dir: Path, name: str = "dlcm"):
+    prepared = prepared_dir / "clusters" / "prepared"
+    catalog = ItemCatalog.from_parquet(prepared / "items.parquet")
+    torch.manual_seed(0)
+    model = build(name, TINY[name], catalog.n_items, catalog.n_categories, catalog.item_categories)
+    train, valid = (RerankData.from_parquet(prepared / f"{s}.parquet", model.history_len, catalog.n_items)
+                    for s in ("train", "valid"))
+    return model, train, valid
+
+
+def weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_best_epoch_is_selected_on_validation_and_saved(prepared_dir, tmp_path):
+    model, train, valid = setup(prepared_dir)
+    result = fit(model, train, valid, replace(CFG, epochs=4, patience=4), tmp_path)
+    curve = [h["valid_ndcg@10"] for h in result.history]
+    assert result.best_epoch == int(np.argmax(curve))
+    # the returned model and the checkpoint are the best epoch's, not the last one's
+    assert score_metric("ndcg@10", predict(model, valid), labels_of(valid)) == pytest.approx(max(curve))
+    reloaded, _, _ = setup(prepared_dir)
+    load_weights(reloaded, tmp_path / "model.safetensors")
+    assert np.allclose(predict(reloaded, valid), predict(model, valid))
+    assert json.loads((tmp_path / "fit.json").read_text())["best_epoch"] == result.best_epoch
+
+
+def test_stops_after_patience_epochs_without_validation_gain(prepared_dir, tmp_path):
+    """With lr 0 the weights never change, so validation never improves after the first epoch."""
+    model, train, valid = setup(prepared_dir)
+    result = fit(model, train, valid, replace(CFG, lr=0.0, epochs=10, patience=2), tmp_path)
+    assert result.epochs_run == 3 and result.stopped_early and result.best_epoch == 0
+
+
+def test_same_seed_same_model(prepared_dir, tmp_path):
+    runs = []
+    for i in range(2):
+        model, train, valid = setup(prepared_dir)
+        fit(model, train, valid, replace(CFG, epochs=2), tmp_path / str(i))
+        runs.append(weights(model))
+    assert same(*runs)
+    model, train, valid = setup(prepared_dir)
+    fit(model, train, valid, replace(CFG, epochs=2, seed=7), tmp_path / "other")
+    assert not same(runs[0], weights(model))
+
+
+def test_interrupted_training_resumes_to_the_same_model(prepared_dir, tmp_path, monkeypatch):
+    model, train, valid = setup(prepared_dir)
+    fit(model, train, valid, CFG, tmp_path / "straight")
+    expected = weights(model)
+
+    calls = {"n": 0}
+    real_validate = loop.validate
+
+    def crash_in_second_epoch(*args, **kwargs):  # an interruption (kill, time limit) mid-training
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_validate(*args, **kwargs)
+
+    state = tmp_path / "state"
+    model, train, valid = setup(prepared_dir)
+    monkeypatch.setattr(loop, "validate", crash_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, train, valid, CFG, tmp_path / "resumed", state_dir=state)
+    assert json.loads((state / "state.json").read_text())["epoch"] == 1
+    monkeypatch.setattr(loop, "validate", real_validate)
+    model, train, valid = setup(prepared_dir)  # a fresh process: new model, state from disk
+    result = fit(model, train, valid, CFG, tmp_path / "resumed", state_dir=state)
+    assert result.resumed_from_epoch == 1 and result.epochs_run == CFG.epochs
+    assert same(weights(model), expected)
+    assert not state.exists()
+
+
+def test_state_of_another_configuration_is_not_reused(prepared_dir, tmp_path, monkeypatch):
+    model, train, valid = setup(prepared_dir)
+    state = tmp_path / "state"
+    monkeypatch.setattr(loop, "validate", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, train, valid, CFG, tmp_path / "a", state_dir=state)
+    monkeypatch.undo()
+    model, train, valid = setup(prepared_dir)
+    result = fit(model, train, valid, replace(CFG, lr=1e-3), tmp_path / "b", state_dir=state)
+    assert result.resumed_from_epoch == 0
+
+
+def write_params(path: Path, **train) -> dict:
+    params = {"train": {**{k: getattr(CFG, k) for k in ("epochs", "patience", "batch_size", "progress", "threads")},
+                        **train},
+              "backbone": {"dlcm": {**TINY["dlcm"], "lr": 3e-3}}, "evaluate": {"ks": [1, 5, 10, 20]}}
+    path.write_text(yaml.safe_dump(params))
+    return params
+
+
+def test_training_never_reads_the_test_split(prepared_dir, tmp_path):
+    """Selection is on validation: a corrupted test file changes nothing, and training succeeds without it."""
+    root = tmp_path / "data"
+    shutil.copytree(prepared_dir / "clusters", root / "clusters")
+    params = write_params(tmp_path / "params.yaml")
+    first = run_training("clusters", "dlcm", "base", params, root=root)
+    (root / "clusters" / "prepared" / "test.parquet").write_bytes(b"not parquet at all")
+    second = run_training("clusters", "dlcm", "base", params, root=root)
+    (root / "clusters" / "prepared" / "test.parquet").unlink()
+    third = run_training("clusters", "dlcm", "base", params, root=root)
+    strip = [[{k: v for k, v in h.items() if k != "seconds"} for h in r.history] for r in (first, second, third)]
+    assert strip[0] == strip[1] == strip[2]
+
+
+def test_run_writes_checkpoint_config_and_dvclive_plots(prepared_dir, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(prepared_dir / "clusters", root / "clusters")
+    params = write_params(tmp_path / "params.yaml")
+    result = run_training("clusters", "dlcm", "base", params, root=root)
+    run = root / "clusters" / "runs" / "dlcm" / "base"
+    assert sorted(p.name for p in (run / "train").iterdir()) == ["config.json", "fit.json", "model.safetensors"]
+    config = json.loads((run / "train" / "config.json").read_text())
+    assert config["backbone_config"]["lr"] == 3e-3 and config["history_len"] == 10
+    curve = (run / "dvclive" / "plots" / "metrics" / "valid" / "ndcg@10.tsv").read_text().splitlines()
+    assert len(curve) == 1 + result.epochs_run
+    assert not (run / ".train.resume").exists()
