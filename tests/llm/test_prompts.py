@@ -166,3 +166,10 @@ def test_bad_attributes_json_names_the_item():
 def test_history_item_missing_from_items_names_the_user(user_tpl):
     with pytest.raises(ValueError, match="user_id 7.*item 99"):
         user_context(a_user([99]), items_by_id(["Alpha"]), "movie")
+
+
+def test_game_ratings_read_as_recommendations(user_tpl):
+    items = items_by_id(["Half-Life", "Portal"])
+    (_, msg) = user_tpl.messages(**user_context(a_user([1, 2], [1.0, 0.0]), items, "game"))
+    assert '"Half-Life" (Drama, Crime), recommended' in msg["content"]
+    assert '"Portal" (Drama, Crime), not recommended' in msg["content"]

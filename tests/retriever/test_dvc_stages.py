@@ -14,7 +14,7 @@ from tests.retriever.conftest import save_tiny_bert
 
 pytestmark = pytest.mark.slow
 
-VARIANTS = ["bert", "llm", "kar", "ur4rec", "ur4rec-no-retr", "ur4rec-no-proxy", "ur4rec-no-pretrain"]
+VARIANTS = ["llm", "kar", "ur4rec"]
 TINY = [
     "datasets=[ml-100k]", "backbones=[prm]", f"variants=[{','.join(VARIANTS)}]",
     "prepare.n_candidates=20", "train.epochs=1", "train.progress=false", "train.threads=1",
@@ -61,11 +61,17 @@ def test_all_variants_repro_then_no_op_then_only_the_changed_variant(dvc_project
     assert (runs / "ur4rec" / "pretrain" / "retriever.safetensors").exists()
     assert not (runs / "kar" / "pretrain" / "retriever.safetensors").exists()  # marker only
 
-    assert project.ran_stages(project.repro()) == []
+    second = project.repro()
+    assert project.ran_stages(second) == [], second.stdout
 
     project.set_params("variant.ur4rec.n_proxies=3")  # read by the ur4rec stages only
-    assert project.ran_stages(project.repro()) == [
+    assert _upstream_of_report(project.ran_stages(project.repro())) == [
         "evaluate_aug@ml-100k-prm-ur4rec", "pretrain@ml-100k-prm-ur4rec", "train_aug@ml-100k-prm-ur4rec"]
     project.set_params("variant.kar.kar.out_dim=4")
-    assert project.ran_stages(project.repro()) == [
+    assert _upstream_of_report(project.ran_stages(project.repro())) == [
         "evaluate_aug@ml-100k-prm-kar", "pretrain@ml-100k-prm-kar", "train_aug@ml-100k-prm-kar"]
+
+
+def _upstream_of_report(stages: list[str]) -> list[str]:
+    """The report reads every run, so it reruns after any of them; the rest must be exactly the variant's."""
+    return [s for s in stages if not s.startswith("report@")]

@@ -122,10 +122,15 @@ def cache_pull(remote: RemoteOpt = None, params: ParamsOpt = DEFAULT_PARAMS, set
         local = sorted(root.glob("*.parquet")) if root.exists() else []
         for shard in local:
             shutil.copy2(shard, Path(keep) / shard.name)
-        _dvc("pull", f"{root}.dvc", *(["-r", remote] if remote else []))
         restored = 0
-        for shard in Path(keep).glob("*.parquet"):
-            if not (root / shard.name).exists():
-                shutil.copy2(shard, root / shard.name)
-                restored += 1
+        try:
+            # --force: DVC would otherwise refuse to replace the folder holding untracked shards; they are
+            # copied aside above and put back below, whether the pull succeeds or not.
+            _dvc("pull", "--force", f"{root}.dvc", *(["-r", remote] if remote else []))
+        finally:
+            root.mkdir(parents=True, exist_ok=True)
+            for shard in Path(keep).glob("*.parquet"):
+                if not (root / shard.name).exists():
+                    shutil.copy2(shard, root / shard.name)
+                    restored += 1
     typer.echo(f"pulled; kept {restored} local-only shard(s)")

@@ -36,6 +36,7 @@ class VllmConfig:
     gpu_memory_utilization: float = 0.9
     max_model_len: int = 4096
     enforce_eager: bool = False
+    log_stats: bool = False  # vLLM's periodic throughput / prefix-cache log lines and get_metrics()
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ left-padded with 0 and `candidates [B, C]` works).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import ClassVar, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -108,9 +108,3 @@ class Backbone(nn.Module):
     def extra_repr(self) -> str:
         return f"dim={self.dim}, history_len={self.history_len}, aug_dim={self.aug_dim}"
 
-
-def config_dict(cfg: Any) -> dict[str, Any]:
-    """A backbone config as a plain dict (for config.json)."""
-    from dataclasses import asdict
-
-    return asdict(cfg)

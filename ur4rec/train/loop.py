@@ -47,7 +47,8 @@ class FitResult:
     epochs_run: int
     stopped_early: bool
     resumed_from_epoch: int = 0
-    mean_epoch_seconds: float = 0.0
+    mean_epoch_seconds: float = 0.0      # wall clock of the training pass (validation excluded)
+    mean_epoch_cpu_seconds: float = 0.0  # CPU time of the same: the wall time on free cores at threads=1
     train_samples_per_second: float = 0.0
     peak_rss_mb: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -152,6 +153,9 @@ def fit(
     removed once training finishes.
     """
     parse_metric(cfg.select_metric)
+    for name, data in (("training", train_data), ("validation", valid_data)):
+        if len(data) == 0:
+            raise ValueError(f"{data.source or name + ' data'}: no {name} samples (model selection needs both splits)")
     out_dir = Path(out_dir)
     state_dir = Path(state_dir) if state_dir is not None else None
     if cfg.threads > 0:
@@ -164,20 +168,15 @@ def fit(
     resumed_from = state.epoch
     with open_live(Path(live_dir) if live_dir is not None else None, resumed=restored is not None) as live:
         while state.epoch < cfg.epochs and (state.epoch == 0 or state.bad_epochs < cfg.patience):
-            started = time.perf_counter()
-            loss = train_epoch(model, optimizer, train_data, cfg, state.epoch, params)
-            seconds = time.perf_counter() - started
-            valid = validate(model, valid_data, cfg)
-            record = {"epoch": state.epoch, "train_loss": loss, "seconds": seconds,
-                      **{f"valid_{k}": v for k, v in valid.items()}}
+            record = run_epoch(model, optimizer, train_data, valid_data, cfg, state.epoch, params)
             state.history.append(record)
-            if valid[cfg.select_metric] > state.best:
-                state.best, state.best_epoch, state.bad_epochs = valid[cfg.select_metric], state.epoch, 0
+            if record[f"valid_{cfg.select_metric}"] > state.best:
+                state.best, state.best_epoch, state.bad_epochs = record[f"valid_{cfg.select_metric}"], state.epoch, 0
                 best_weights = state_to_cpu(model)
             else:
                 state.bad_epochs += 1
             state.epoch += 1
-            log_epoch(live, record, valid)
+            log_epoch(live, record)
             if state_dir is not None:
                 save_state(state_dir, state, model, optimizer, best_weights)
     model.load_state_dict(best_weights)
@@ -188,13 +187,25 @@ def fit(
     return result
 
 
-def log_epoch(live: Any, record: dict[str, Any], valid: dict[str, float]) -> None:
+def run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, train_data: RerankData, valid_data: RerankData,
+              cfg: TrainConfig, epoch: int, params: list[nn.Parameter]) -> dict[str, Any]:
+    """Train one epoch, then score validation; the epoch's log record."""
+    started, cpu_started = time.perf_counter(), time.process_time()
+    loss = train_epoch(model, optimizer, train_data, cfg, epoch, params)
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    valid = validate(model, valid_data, cfg)
+    return {"epoch": epoch, "train_loss": loss, "seconds": seconds, "cpu_seconds": cpu_seconds,
+            **{f"valid_{k}": v for k, v in valid.items()}}
+
+
+def log_epoch(live: Any, record: dict[str, Any]) -> None:
     if live is None:
         return
     live.log_metric("train/loss", record["train_loss"])
     live.log_metric("train/epoch_seconds", record["seconds"])
-    for name, value in valid.items():
-        live.log_metric(f"valid/{name}", value)
+    for key, value in record.items():
+        if key.startswith("valid_"):
+            live.log_metric(f"valid/{key.removeprefix('valid_')}", value)
     live.next_step()
 
 
@@ -209,6 +220,7 @@ def summarise(state: LoopState, cfg: TrainConfig, n_train: int, resumed_from: in
         stopped_early=state.epoch < cfg.epochs,
         resumed_from_epoch=resumed_from,
         mean_epoch_seconds=mean,
+        mean_epoch_cpu_seconds=float(np.mean([r["cpu_seconds"] for r in state.history])) if seconds else 0.0,
         train_samples_per_second=n_train / mean if mean else 0.0,
         peak_rss_mb=peak_rss_mb(),
         history=state.history,

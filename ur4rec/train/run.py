@@ -95,6 +95,7 @@ def train_config(params: Mapping[str, Any], backbone_cfg: BackboneConfig) -> Tra
 def run_context(dataset: str, backbone: str, variant: str, params: Mapping[str, Any],
                 backbone_block: Mapping[str, Any] | None = None, root: Path | None = None) -> RunContext:
     """Read the catalogue and configs; `backbone_block` (e.g. from a saved config.json) wins over params."""
+    models.lookup(backbone)  # an unknown name is an error listing the known ones, before any params lookup
     paths = DatasetPaths(dataset, root if root is not None else DATA_ROOT)
     block = backbone_block if backbone_block is not None else get_path(params, f"backbone.{backbone}")
     backbone_cfg = models.make_config(backbone, block)

