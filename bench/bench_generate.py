@@ -44,8 +44,9 @@ def real_jobs(params, n: int, backend, workdir: Path):
     paths = DatasetPaths("ml-100k", workdir)
     prepare_dataset(params, "ml-100k", raw_dir=SHARED, out=paths.prepared)
     users, items = read_prepared(paths)
-    jobs = build_jobs(backend, backend.cfg, "movie", users[: n // 2], items[: n - n // 2])
-    return jobs
+    jobs = build_jobs(backend, backend.cfg, "movie", users, items)
+    user_jobs = [j for j in jobs if j.kind == "user"][: n // 2]
+    return user_jobs + [j for j in jobs if j.kind == "item"][: n - len(user_jobs)]
 
 
 def prefix_counters(llm) -> tuple[float, float]:

@@ -58,6 +58,16 @@ def test_vllm_output_depends_on_the_seed_only(vllm_backend):
     assert c != a
 
 
+def test_vllm_seeded_requests_survive_prompts_longer_than_one_prefill_step(vllm_backend):
+    """Many long prompts at once: on CPU, a partly prefilled seeded request used to crash the engine."""
+    long = " ".join(f"movie{i}" for i in range(300))
+    messages = ({"role": "user", "content": long},)
+    requests = [Request(f"long{i}", vllm_backend.render(messages) + str(i), messages, i) for i in range(20)]
+    completions = list(vllm_backend.generate(requests))
+    assert sorted(c.key for c in completions) == sorted(r.key for r in requests)
+    assert all(c.n_prompt_tokens > 600 and c.finish_reason in ("stop", "length") for c in completions)
+
+
 def test_vllm_rejects_an_overlong_prompt_without_losing_the_others(vllm_backend):
     requests = make_requests(vllm_backend, 2)
     long = Request("long", "word " * 3000, (), 0)

@@ -84,7 +84,7 @@ class LLMConfig:
     revision: str = "main"  # only for HF ids
     dtype: str = "bfloat16"  # auto | bfloat16 | float16 | float32
     batch_size: int = 64  # transformers: prompts per generate call; vLLM: max concurrent sequences
-    flush_every: int = 128  # outputs kept in memory before they are written to the cache
+    flush_every: int = 64  # outputs kept in memory before they are written to the cache
     # >1: that many engine processes split the uncached prompts, each on its own tensor_parallel_size GPUs.
     data_parallel_size: int = 1
     cache_dir: str = ""  # empty: data/cache/llm

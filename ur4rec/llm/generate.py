@@ -136,13 +136,41 @@ def _record(job: Job, completion: Completion, status: str, attempt: int, seed: i
     }
 
 
+class _CacheWriter:
+    """Buffers finished outputs and writes them to the cache every `every` of them, as one shard each.
+
+    `close` writes the remainder (also after an error, so a Ctrl-C or an engine crash loses nothing that
+    finished) and merges this run's shards into one.
+    """
+
+    def __init__(self, cache: LLMCache, every: int):
+        self.cache, self.every = cache, every
+        self.buffer: list[dict] = []
+        self.written: list[Path] = []
+
+    def add(self, record: dict) -> None:
+        self.buffer.append(record)
+        if len(self.buffer) >= self.every:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.buffer:
+            self.written.append(self.cache.append(self.buffer))
+            self.buffer = []
+
+    def close(self) -> None:
+        self._flush()
+        if len(self.written) > 1:
+            self.cache.compact(self.written)
+
+
 def answer_missing(
     jobs: list[Job], cache: LLMCache, backend: Backend, cfg: LLMConfig, desc: str = "generate"
 ) -> tuple[dict[str, dict], RunStats]:
-    """Generate every job whose key is not cached; returns records that could not be cached (errors).
+    """Generate every job whose key is not cached; returns the records that could not be cached (errors).
 
-    Finished outputs go to the cache every `flush_every` prompts. Bad outputs are retried with the next
-    seed; an output is stored once, with its final status and number of attempts.
+    Bad outputs (`llm.quality.retry_on`) go round again with the next seed; an output is stored once, with
+    its final status and number of attempts.
     """
     stats = RunStats()
     unique = {job.key: job for job in jobs}
@@ -151,47 +179,39 @@ def answer_missing(
     errors: dict[str, dict] = {}
     if not missing:
         return errors, stats
-    q = cfg.quality
-    written: list[Path] = []
-    buffer: list[dict] = []
+    backend.start()  # before the clock: engine start-up is not generation speed
+    writer = _CacheWriter(cache, cfg.flush_every)
     started = time.perf_counter()
     bar = tqdm(total=len(missing), desc=desc, unit="prompt", dynamic_ncols=True, mininterval=1.0)
     try:
         pending, attempt = missing, 0
         while pending:
             seed = cfg.sampling.seed + attempt
-            requests = [Request(j.key, j.prompt, j.messages, seed) for j in pending]
             retry = []
-            for completion in backend.generate(requests):
+            for completion in backend.generate([Request(j.key, j.prompt, j.messages, seed) for j in pending]):
                 job = unique[completion.key]
                 stats.output_tokens += completion.n_output_tokens
-                if completion.finish_reason == "error":
-                    # Not cached: a server hiccup or a rejected prompt should be tried again next run.
-                    errors[job.key] = _record(job, completion, "failed", attempt + 1, seed, backend, cfg)
-                    log.warning("%s %s: %s", job.kind, job.id, completion.error)
-                    bar.update(1)
-                    continue
-                status = assess(completion.text, completion.finish_reason, q)
-                if status in q.retry_on and attempt < q.max_retries:
+                status = "failed" if completion.finish_reason == "error" else assess(
+                    completion.text, completion.finish_reason, cfg.quality)
+                if status in cfg.quality.retry_on and attempt < cfg.quality.max_retries:
                     retry.append(job)
                     continue
-                buffer.append(_record(job, completion, status, attempt + 1, seed, backend, cfg))
+                record = _record(job, completion, status, attempt + 1, seed, backend, cfg)
+                if status == "failed":
+                    # Not cached: a server hiccup or a rejected prompt should be tried again next run.
+                    errors[job.key] = record
+                    log.warning("%s %s: %s", job.kind, job.id, completion.error)
+                else:
+                    writer.add(record)
                 bar.update(1)
-                if len(buffer) >= cfg.flush_every:
-                    written.append(cache.append(buffer))
-                    buffer = []
-                elapsed = time.perf_counter() - started
-                bar.set_postfix_str(f"{stats.output_tokens / elapsed:.1f} tok/s", refresh=False)
+                bar.set_postfix_str(f"{stats.output_tokens / (time.perf_counter() - started):.1f} tok/s", refresh=False)
             stats.retried += len(retry)
             pending, attempt = retry, attempt + 1
-        if buffer:
-            written.append(cache.append(buffer))
     finally:
         bar.close()
+        writer.close()
     stats.seconds = time.perf_counter() - started
     stats.generated = len(missing)
-    if len(written) > 1:
-        cache.compact(written)
     return errors, stats
 
 

@@ -75,6 +75,9 @@ class Backend(abc.ABC):
     def generate(self, requests: Iterable[Request]) -> Iterator[Completion]:
         """Yield one completion per request, in any order, each as soon as it is finished."""
 
+    def start(self) -> None:
+        """Load the engine now (it is otherwise loaded by the first `generate`), so timings exclude it."""
+
     def close(self) -> None:
         """Release the engine (GPU memory, worker processes)."""
 

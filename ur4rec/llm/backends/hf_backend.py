@@ -64,6 +64,9 @@ class TransformersBackend(Backend):
             self._model.eval()
         return self._model
 
+    def start(self) -> None:
+        self._engine()
+
     def generate(self, requests: Iterable[Request]) -> Iterator[Completion]:
         model = self._engine()
         tok = self.tokenizer

@@ -33,6 +33,20 @@ def _cpu_env_defaults() -> dict[str, str]:
     return env
 
 
+def _cpu_engine_overrides(max_model_len: int) -> dict:
+    """On CPU, prefill every prompt in one step.
+
+    With chunked prefill, vLLM rewinds the per-request (seeded) random generator of a partly prefilled
+    prompt, which CPU generators cannot do ("CPU Generator does not use offset"); whole-prompt prefill never
+    needs the rewind, so per-request seeds stay usable.
+    """
+    import torch
+
+    if torch.cuda.is_available():
+        return {}
+    return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(max_model_len, 8192)}
+
+
 def apply_cpu_env_defaults() -> None:
     """Set the CPU defaults (without overriding the user's own) when there is no CUDA device."""
     import torch
@@ -80,6 +94,7 @@ class VllmBackend(Backend):
         )
         if not self.model.is_local:
             kwargs["revision"] = self.cfg.revision
+        kwargs.update(_cpu_engine_overrides(v.max_model_len))
         log.info("starting vLLM for %s", self.model.source)
         try:
             self._llm = LLM(**kwargs)
@@ -90,6 +105,9 @@ class VllmBackend(Backend):
                 "or set llm.backend=transformers"
             ) from exc
         return self._llm
+
+    def start(self) -> None:
+        self._engine()
 
     def _sampling(self, seed: int):
         from vllm import SamplingParams
