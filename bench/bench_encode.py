@@ -14,7 +14,7 @@ times a warm rerun served from the cache and the store reads training does.
 The texts are the raw texts the stage encodes for ml-100k (item title + categories, user LLM-history text);
 when `data/ml-100k/llm/` holds real generations they are encoded too.
 
-    python bench/bench_encode.py [--naive-limit 256] [--repeats 2]
+    python bench/bench_encode.py [--naive-limit 256] [--repeats 2] [--threads 1]
 
 Prints a table with ratios and writes bench/results/encode.json.
 """
@@ -74,7 +74,7 @@ def stage_texts(root: Path, cfg) -> list[str]:
     return list(dict.fromkeys(t for t in texts if t.strip()))
 
 
-def child_stage(root: Path) -> None:
+def child_stage(root: Path, threads: int | None) -> None:
     """Run in a fresh subprocess: the stage cold (model load included) for peak RSS, a warm rerun from the
     cache, and the store reads training does; prints JSON."""
     from ur4rec.config import load_params
@@ -82,7 +82,7 @@ def child_stage(root: Path) -> None:
     from ur4rec.encode.store import EmbeddingStore
     from ur4rec.paths import DatasetPaths
 
-    params = load_params(REPO / "params.yaml")
+    params = load_params(REPO / "params.yaml", [] if threads is None else [f"encoder.threads={threads}"])
     t = time.perf_counter()
     encode_dataset(DATASET, params, root, progress=False)  # cold: loads the model, fills the cache
     cold = time.perf_counter() - t
@@ -150,14 +150,23 @@ def bare(batches: list[tuple[torch.Tensor, torch.Tensor]], model: torch.nn.Modul
     return time.perf_counter() - t
 
 
+def _cpu_name() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown CPU"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--naive-limit", type=int, default=256, help="texts timed in the (slow) naive loop")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds (best kept)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for all three (default: encoder.threads)")
     parser.add_argument("--stage-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stage_child:
-        return child_stage(args.stage_child)
+        return child_stage(args.stage_child, args.threads)
     if not (SHARED / DATASET).exists():
         print(f"skipped: real dataset {DATASET} not found at {SHARED / DATASET} (set UR4REC_SHARED_DATA)")
         return
@@ -166,8 +175,10 @@ def main() -> None:
     from ur4rec.encode.config import EncoderConfig
     from ur4rec.encode.encoder import FrozenEncoder
 
-    params = load_params(REPO / "params.yaml")
+    params = load_params(REPO / "params.yaml", [] if args.threads is None else [f"encoder.threads={args.threads}"])
     cfg = EncoderConfig(**params["encoder"])
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)  # the references run under the same thread count as the stage
     encoder = FrozenEncoder(cfg)
     with tempfile.TemporaryDirectory(prefix="bench-encode-") as tmp:
         root = Path(tmp) / "data"
@@ -184,7 +195,8 @@ def main() -> None:
             runs["naive"].append(naive(sample, encoder.model_dir, cfg.max_length, naive_batch))
             print(f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in runs.items()), flush=True)
         shutil.rmtree(root / "cache", ignore_errors=True)
-        child = subprocess.run([sys.executable, __file__, "--stage-child", str(root)], capture_output=True, text=True, check=True)
+        child = subprocess.run([sys.executable, __file__, "--stage-child", str(root), "--threads", str(cfg.threads)],
+                               capture_output=True, text=True, check=True)
         fresh = json.loads(child.stdout.strip().splitlines()[-1])
 
     sizes = {"bare": len(texts), "stage": len(texts), "naive": len(sample)}
@@ -200,7 +212,8 @@ def main() -> None:
         "fresh_process_stage_s": round(fresh["cold_s"], 2), "fresh_process_peak_rss_mb": round(fresh["peak_rss_mb"]),
         "warm_rerun_s": round(fresh["warm_s"], 2), "warm_cache_hits": fresh["warm_cache_hits"],
         "store_table_ms": round(fresh["table_ms"], 2), "store_get100_ms": round(fresh["get100_ms"], 3),
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "loadavg": os.getloadavg()},
+        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "loadavg": os.getloadavg(),
+                    "cpu": _cpu_name()},
     }
     print(f"{len(texts)} distinct ml-100k texts, {cfg.model}, {cfg.dtype}, batches of <= {cfg.batch_size} texts and "
           f"<= {cfg.batch_tokens} tokens (naive: {naive_batch} x {cfg.max_length}), max_length {cfg.max_length}")
@@ -211,7 +224,7 @@ def main() -> None:
     print(f"  fresh process, model load included: {result['fresh_process_stage_s']} s, peak RSS {result['fresh_process_peak_rss_mb']} MB")
     print(f"  warm rerun (all from cache): {result['warm_rerun_s']} s")
     print(f"  store: table() {result['store_table_ms']} ms, get(100 random ids) {result['store_get100_ms']} ms")
-    print(f"  load average during the run: {result['machine']['loadavg']}")
+    print(f"  {result['machine']['cpu']}, {torch.get_num_threads()} torch threads; load average {result['machine']['loadavg']}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "encode.json").write_text(json.dumps(result, indent=2) + "\n")
 

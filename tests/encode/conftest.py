@@ -20,7 +20,8 @@ TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "spec
 
 @pytest.fixture(scope="session")
 def minilm_cfg() -> EncoderConfig:
-    return EncoderConfig(batch_size=4, batch_tokens=128)  # several batches of mixed lengths even for a few texts
+    # Several batches of mixed lengths even for a few texts; one thread, as the test machines are busy.
+    return EncoderConfig(batch_size=4, batch_tokens=128, threads=1)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ def test_encode_command_honours_params_and_overrides(tmp_path, monkeypatch, tiny
     write_llm(paths, user_status={3: "failed"})
     result = CliRunner().invoke(app, [
         "encode", "--dataset", "tiny", "--params", str(REPO_ROOT / "params.yaml"),
-        "-S", f"encoder.model={tiny_bert}", "-S", "encoder.on_bad_generation=zero",
+        "-S", f"encoder.model={tiny_bert}", "-S", "encoder.on_bad_generation=zero", "-S", "encoder.threads=1",
     ])
     assert result.exit_code == 0, result.output
     assert "user_pref: 6 vectors, replaced {'failed': 1} (zero)" in result.output

@@ -11,7 +11,9 @@ from transformers import AutoModel, AutoTokenizer
 
 from ur4rec.config import ParamsError, section
 from ur4rec.encode.config import EncoderConfig
-from ur4rec.encode.encoder import EncoderError, FrozenEncoder, length_batches, model_fingerprint, pad_batch, pool
+from ur4rec.encode.encoder import (
+    EncoderError, FrozenEncoder, length_batches, model_fingerprint, pad_batch, pool, torch_threads,
+)
 from ur4rec.packaged import minilm_dir
 
 # Realistic mixture: LLM-style preference prose of different lengths and short item texts.
@@ -36,7 +38,7 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def minilm_fp32() -> FrozenEncoder:
-    return FrozenEncoder(EncoderConfig(dtype="fp32", batch_size=3, batch_tokens=200))
+    return FrozenEncoder(EncoderConfig(dtype="fp32", batch_size=3, batch_tokens=200, threads=1))
 
 
 def test_minilm_returns_one_384_vector_per_text_in_input_order(minilm):
@@ -52,16 +54,16 @@ def test_minilm_returns_one_384_vector_per_text_in_input_order(minilm):
 def test_mean_pooling_matches_a_plain_unpadded_forward(minilm_fp32):
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
     model = AutoModel.from_pretrained(minilm_dir()).eval()
-    with torch.no_grad():
+    with torch.no_grad(), torch_threads(1):
         reference = torch.stack([model(**tokenizer(t, return_tensors="pt")).last_hidden_state[0].mean(0) for t in TEXTS])
     ours = minilm_fp32.encode(TEXTS, progress=False)
     torch.testing.assert_close(ours, reference, atol=2e-5, rtol=1e-4)
 
 
 def test_cls_pooling_is_the_first_token_state():
-    enc = FrozenEncoder(EncoderConfig(dtype="fp32", pooling="cls"))
+    enc = FrozenEncoder(EncoderConfig(dtype="fp32", pooling="cls", threads=1))
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
-    with torch.no_grad():
+    with torch.no_grad(), torch_threads(1):
         reference = enc.model(**tokenizer(TEXTS[1], return_tensors="pt")).last_hidden_state[0, 0]
     torch.testing.assert_close(enc.encode([TEXTS[1]], progress=False)[0], reference, atol=2e-5, rtol=1e-4)
 
@@ -81,7 +83,7 @@ def test_vectors_carry_meaning(minilm):
 
 
 def test_normalize_gives_unit_vectors():
-    enc = FrozenEncoder(EncoderConfig(normalize=True))
+    enc = FrozenEncoder(EncoderConfig(normalize=True, threads=1))
     norms = enc.encode(TEXTS[:3], progress=False).norm(dim=-1)
     torch.testing.assert_close(norms, torch.ones(3))
 
@@ -122,7 +124,7 @@ def test_fingerprint_tracks_what_changes_vectors_only():
     fp = model_fingerprint(base, minilm_dir())
     for change in ({"pooling": "cls"}, {"max_length": 128}, {"dtype": "fp32"}, {"normalize": True}):
         assert model_fingerprint(EncoderConfig(**change), minilm_dir()) != fp, change
-    for change in ({"batch_size": 7}, {"batch_tokens": 99}, {"device": "auto"}, {"storage_dtype": "fp16"}, {"on_bad_generation": "zero"}):
+    for change in ({"batch_size": 7}, {"batch_tokens": 99}, {"threads": 1}, {"device": "auto"}, {"storage_dtype": "fp16"}, {"on_bad_generation": "zero"}):
         assert model_fingerprint(EncoderConfig(**change), minilm_dir()) == fp, change
 
 
@@ -154,7 +156,16 @@ def test_unknown_packaged_model_is_a_clear_error():
 
 
 @pytest.mark.parametrize("bad", [{"pooling": "max"}, {"dtype": "int8"}, {"on_bad_generation": "drop"},
-                                 {"bad_statuses": ["ok"]}, {"batch_size": 0}, {"batch_tokens": 0}, {"storage_dtype": "bf16"}, {"bogus": 1}])
+                                 {"bad_statuses": ["ok"]}, {"batch_size": 0}, {"batch_tokens": 0}, {"threads": -1}, {"storage_dtype": "bf16"}, {"bogus": 1}])
 def test_config_rejects_bad_params(bad):
     with pytest.raises(ParamsError, match="encoder"):
         section(EncoderConfig, bad, "encoder")
+
+
+def test_thread_setting_is_scoped():
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with torch_threads(0):
+        assert torch.get_num_threads() == before

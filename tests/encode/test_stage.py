@@ -20,7 +20,7 @@ from tests.encode.helpers import write_generations, write_llm, write_prepared
 
 
 def run(paths, **encoder):
-    return encode_dataset(paths.name, {"encoder": {"batch_size": 8, **encoder}}, paths.root, progress=False)
+    return encode_dataset(paths.name, {"encoder": {"batch_size": 8, "threads": 1, **encoder}}, paths.root, progress=False)
 
 
 def cos(a, b):

@@ -32,6 +32,7 @@ class EncoderConfig:
     batch_size: int = 512
     batch_tokens: int = 8192
     device: str = "cpu"
+    threads: int = 0
     storage_dtype: str = "fp32"
     shard_mb: int = 64
     on_bad_generation: str = "fallback_text"
@@ -50,6 +51,8 @@ class EncoderConfig:
         for name in ("max_length", "batch_size", "batch_tokens", "shard_mb"):
             if getattr(self, name) < 1:
                 raise ParamsError(f"encoder.{name}: must be >= 1, got {getattr(self, name)}")
+        if self.threads < 0:
+            raise ParamsError(f"encoder.threads: must be >= 0 (0: torch's default), got {self.threads}")
 
     @property
     def torch_dtype(self) -> torch.dtype:

@@ -10,6 +10,7 @@ Python token lists at once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from functools import cached_property, lru_cache
@@ -126,6 +127,23 @@ def load_frozen_model(model_dir: Path, fingerprint: str, dtype: torch.dtype, dev
     return model.to(device).eval().requires_grad_(False)
 
 
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Use `n` intra-op threads for a while (0: leave torch's choice), then restore the previous count.
+
+    On a machine other jobs keep busy, OpenMP threads that spin-wait for each other make two threads several
+    times slower than one, hence a knob; scoped so a caller's own setting survives the call.
+    """
+    before = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n > 0:
+            torch.set_num_threads(before)
+
+
 def pick_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -177,7 +195,7 @@ class FrozenEncoder:
         if not len(texts):
             return out
         bar = tqdm(total=len(texts), desc=f"encode ({self.cfg.dtype})", unit="text", disable=not progress, mininterval=1.0)
-        with bar:
+        with bar, torch_threads(self.cfg.threads):
             for start in range(0, len(texts), SORT_WINDOW):
                 window = texts[start : start + SORT_WINDOW]
                 for rows, vectors in self._encode_window(window):
