@@ -37,3 +37,17 @@ def test_write_parquet_accepts_polars(tmp_path):
     df = pl.DataFrame({"id": [1, 2], "hist": [[1], [2, 3]]})
     write_parquet(tmp_path / "x.parquet", df)
     assert pq.read_table(tmp_path / "x.parquet").to_pylist() == df.to_dicts()
+
+
+def test_artifacts_get_umask_permissions_not_private_temp_ones(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "m.json", {})
+        with atomic_dir(tmp_path / "d") as tmp:
+            (tmp / "x").write_text("1")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -21,7 +21,6 @@ ABLATION_PREFIX = "ur4rec-"
 
 @dataclass
 class ReportConfig:
-    ks: list[int] = field(default_factory=lambda: [1, 5, 10, 20])
     alpha: float = 0.05
     focus_metric: str = "ndcg@10"     # the metric of the p-value table and the plots
 
@@ -40,7 +39,8 @@ def build_report(dataset: str, params: Mapping[str, Any], root: Path | None = No
     backbones = list(get_path(params, "backbones"))
     variants = [BASE, *[v for v in get_path(params, "variants") if v != BASE]]
     runset = collect_runs(dataset, backbones, variants, root)
-    metrics = [f"{m}@{k}" for m in ("map", "ndcg") for k in cfg.ks]
+    ks = list(get_path(params, "evaluate.ks", [1, 5, 10, 20]))
+    metrics = [f"{m}@{k}" for m in ("map", "ndcg") for k in ks]
     cells = build_cells(runset, metrics)
     out = (report_dir(root) if root else report_dir()) / dataset
     n_candidates = int(get_path(params, "prepare.n_candidates", 100))
@@ -59,7 +59,8 @@ def build_report(dataset: str, params: Mapping[str, Any], root: Path | None = No
         pvalue_table(runset, cells, cfg.focus_metric, variants),
     ]
     if len(ablations) > 1:
-        ab_metrics = [f"map@{cfg.ks[-2] if len(cfg.ks) > 1 else cfg.ks[0]}", cfg.focus_metric]
+        focus_k = parse_metric(cfg.focus_metric)[1]
+        ab_metrics = [f"map@{focus_k}", cfg.focus_metric]
         parts += ["\n## Ablations\n", results_table(runset, cells, list(dict.fromkeys(ab_metrics)), ablations, cfg.alpha)]
     if runset.missing:
         parts += ["\n## Not evaluated\n", ", ".join(f"{b}/{v}" for b, v in runset.missing)]
