@@ -138,7 +138,8 @@ def sorted_batches(texts: list[str], encoder) -> list[tuple[torch.Tensor, torch.
     tokens = encoder.tokenize(texts)
     pad_id = encoder.tokenizer.pad_token_id or 0
     lengths = [len(t) for t in tokens]
-    return [pad_batch([tokens[i] for i in b], pad_id) for b in length_batches(lengths, encoder.cfg.batch_size, encoder.cfg.batch_tokens)]
+    groups = length_batches(lengths, encoder.cfg.batch_size, encoder.cfg.batch_tokens)
+    return [pad_batch([tokens[i] for i in b], pad_id) for b in groups]
 
 
 def bare(batches: list[tuple[torch.Tensor, torch.Tensor]], model: torch.nn.Module) -> float:
@@ -162,7 +163,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--naive-limit", type=int, default=256, help="texts timed in the (slow) naive loop")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds (best kept)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads for all three (default: encoder.threads)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for all three (default: encoder.threads)")
     parser.add_argument("--stage-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stage_child:
@@ -221,10 +223,12 @@ def main() -> None:
         print(f"  {name:<6} {rates[name]:8.1f} texts/s")
     print(f"  stage / naive = {result['stage_vs_naive']:.2f}x (target >= 2.5)")
     print(f"  stage / bare  = {result['stage_vs_bare']:.1%} (target >= 85%)")
-    print(f"  fresh process, model load included: {result['fresh_process_stage_s']} s, peak RSS {result['fresh_process_peak_rss_mb']} MB")
+    print(f"  fresh process, model load included: {result['fresh_process_stage_s']} s, "
+          f"peak RSS {result['fresh_process_peak_rss_mb']} MB")
     print(f"  warm rerun (all from cache): {result['warm_rerun_s']} s")
     print(f"  store: table() {result['store_table_ms']} ms, get(100 random ids) {result['store_get100_ms']} ms")
-    print(f"  {result['machine']['cpu']}, {torch.get_num_threads()} torch threads; load average {result['machine']['loadavg']}")
+    machine = result["machine"]
+    print(f"  {machine['cpu']}, {machine['torch_threads']} torch threads; load average {machine['loadavg']}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "encode.json").write_text(json.dumps(result, indent=2) + "\n")
 

@@ -62,11 +62,13 @@ def write_llm(paths: DatasetPaths, n_items: int = 12, n_users: int = 6, user_sta
     items = list(range(1, n_items + 1))
     write_generations(
         paths.llm / "user_preferences.parquet", "user_id", users,
-        [f"The user enjoys {TASTES[u % len(TASTES)]} and dislikes {TASTES[(u + 2) % len(TASTES)]}." if user_status.get(u, "ok") == "ok" else "zzz zzz" for u in users],
+        [f"The user enjoys {TASTES[u % len(TASTES)]} and dislikes {TASTES[(u + 2) % len(TASTES)]}."
+         if user_status.get(u, "ok") == "ok" else "zzz zzz" for u in users],
         [user_status.get(u, "ok") for u in users],
     )
     write_generations(
         paths.llm / "item_knowledge.parquet", "item_id", items,
-        [f"Item {i} is a film loved by fans of {TASTES[i % len(TASTES)]}." if item_status.get(i, "ok") == "ok" else "" for i in items],
+        [f"Item {i} is a film loved by fans of {TASTES[i % len(TASTES)]}." if item_status.get(i, "ok") == "ok" else ""
+         for i in items],
         [item_status.get(i, "ok") for i in items],
     )

@@ -55,7 +55,8 @@ def test_mean_pooling_matches_a_plain_unpadded_forward(minilm_fp32):
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
     model = AutoModel.from_pretrained(minilm_dir()).eval()
     with torch.no_grad(), torch_threads(1):
-        reference = torch.stack([model(**tokenizer(t, return_tensors="pt")).last_hidden_state[0].mean(0) for t in TEXTS])
+        states = [model(**tokenizer(t, return_tensors="pt")).last_hidden_state[0] for t in TEXTS]
+        reference = torch.stack([s.mean(0) for s in states])
     ours = minilm_fp32.encode(TEXTS, progress=False)
     torch.testing.assert_close(ours, reference, atol=2e-5, rtol=1e-4)
 
@@ -124,7 +125,8 @@ def test_fingerprint_tracks_what_changes_vectors_only():
     fp = model_fingerprint(base, minilm_dir())
     for change in ({"pooling": "cls"}, {"max_length": 128}, {"dtype": "fp32"}, {"normalize": True}):
         assert model_fingerprint(EncoderConfig(**change), minilm_dir()) != fp, change
-    for change in ({"batch_size": 7}, {"batch_tokens": 99}, {"threads": 1}, {"device": "auto"}, {"storage_dtype": "fp16"}, {"on_bad_generation": "zero"}):
+    for change in ({"batch_size": 7}, {"batch_tokens": 99}, {"threads": 1}, {"device": "auto"},
+                   {"storage_dtype": "fp16"}, {"on_bad_generation": "zero"}):
         assert model_fingerprint(EncoderConfig(**change), minilm_dir()) == fp, change
 
 
@@ -155,8 +157,10 @@ def test_unknown_packaged_model_is_a_clear_error():
         FrozenEncoder(EncoderConfig(model="packaged:nope"))
 
 
-@pytest.mark.parametrize("bad", [{"pooling": "max"}, {"dtype": "int8"}, {"on_bad_generation": "drop"},
-                                 {"bad_statuses": ["ok"]}, {"batch_size": 0}, {"batch_tokens": 0}, {"threads": -1}, {"storage_dtype": "bf16"}, {"bogus": 1}])
+@pytest.mark.parametrize("bad", [
+    {"pooling": "max"}, {"dtype": "int8"}, {"on_bad_generation": "drop"}, {"bad_statuses": ["ok"]}, {"batch_size": 0},
+    {"batch_tokens": 0}, {"threads": -1}, {"storage_dtype": "bf16"}, {"bogus": 1},
+])
 def test_config_rejects_bad_params(bad):
     with pytest.raises(ParamsError, match="encoder"):
         section(EncoderConfig, bad, "encoder")

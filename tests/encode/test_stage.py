@@ -20,7 +20,8 @@ from tests.encode.helpers import write_generations, write_llm, write_prepared
 
 
 def run(paths, **encoder):
-    return encode_dataset(paths.name, {"encoder": {"batch_size": 8, "threads": 1, **encoder}}, paths.root, progress=False)
+    params = {"encoder": {"batch_size": 8, "threads": 1, **encoder}}
+    return encode_dataset(paths.name, params, paths.root, progress=False)
 
 
 def cos(a, b):
@@ -45,7 +46,8 @@ def test_stage_writes_every_kind_and_applies_the_policy(tmp_path, minilm):
 
     # Stored vectors are the encoder's vectors of the right texts.
     items = pq.read_table(paths.prepared / "items.parquet").to_pylist()
-    expected = minilm.encode([f"{r['title']}. Categories: {', '.join(r['categories'])}." for r in items], progress=False)
+    texts = [f"{r['title']}. Categories: {', '.join(r['categories'])}." for r in items]
+    expected = minilm.encode(texts, progress=False)
     assert cos(store.get("item_text", [r["item_id"] for r in items]), expected).min() > 0.999
     know = pq.read_table(paths.llm / "item_knowledge.parquet").to_pylist()
     assert cos(store.get("item_know", [1])[0], minilm.encode([know[0]["text"]], progress=False)[0]) > 0.999
@@ -143,3 +145,27 @@ def test_history_pointing_at_an_unknown_item_is_an_error(dataset_paths):
     write_parquet(path, pq.read_table(path).slice(0, 3))
     with pytest.raises((TextInputError, EncodeInputError), match="item"):
         run(dataset_paths)
+
+
+def test_a_killed_run_leaves_no_store_and_resumes_from_the_cache(dataset_paths, tiny_bert, monkeypatch):
+    from ur4rec.encode import encoder as encoder_module
+
+    monkeypatch.setattr(encoder_module, "SORT_WINDOW", 5)
+    windows = []
+    real_window = encoder_module.FrozenEncoder._encode_window
+
+    def dies_in_third_window(self, texts):
+        windows.append(len(texts))
+        if len(windows) == 3:
+            raise RuntimeError("killed")
+        yield from real_window(self, texts)
+
+    monkeypatch.setattr(encoder_module.FrozenEncoder, "_encode_window", dies_in_third_window)
+    with pytest.raises(RuntimeError, match="killed"):
+        run(dataset_paths, model=tiny_bert)
+    assert not dataset_paths.emb.exists()  # nothing half-written where training reads
+    monkeypatch.undo()
+
+    report = run(dataset_paths, model=tiny_bert)
+    assert report["texts"]["cache_hits"] == 10  # the two finished windows
+    assert report["texts"]["encoded"] == report["texts"]["unique"] - 10

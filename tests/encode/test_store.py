@@ -28,7 +28,8 @@ def kind_vectors(ids, seed=0, dim=DIM) -> KindVectors:
 @pytest.fixture
 def two_kinds():
     # Ids out of order and with gaps: the store must sort them and the table must leave the gaps zero.
-    return {"item_text": kind_vectors([7, 3, 1, 12, 5, 9, 2, 4, 11, 6, 8], seed=1), "user_pref": kind_vectors([2, 1, 4], seed=2)}
+    return {"item_text": kind_vectors([7, 3, 1, 12, 5, 9, 2, 4, 11, 6, 8], seed=1),
+            "user_pref": kind_vectors([2, 1, 4], seed=2)}
 
 
 def test_round_trip_across_many_shards(tmp_path, two_kinds):

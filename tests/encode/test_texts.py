@@ -16,7 +16,8 @@ def test_item_text_renders_title_and_categories():
 
 
 def test_user_text_is_the_llm_history_newest_first_and_nothing_else():
-    items = item_texts([1, 2, 3, 4], ["Heat", "Fargo", "Amélie", "Target Movie"], [["Crime"], [], ["Comedy"], ["Drama"]])
+    titles = ["Heat", "Fargo", "Amélie", "Target Movie"]
+    items = item_texts([1, 2, 3, 4], titles, [["Crime"], [], ["Comedy"], ["Drama"]])
     users = user_texts([10, 11, 12], [[1, 2, 3], [], None], items)
     assert users[10] == "Amélie. Categories: Comedy. Fargo Heat. Categories: Crime."
     assert "Target Movie" not in users[10]  # only items the LLM saw; the user's later items never leak in

@@ -1,7 +1,8 @@
 """The encode stage: prepared tables + LLM generations -> `data/<ds>/emb/` (see docs/architecture.md).
 
 Each distinct text is encoded once per encoder configuration, ever: identical texts within a run share a
-vector, and texts seen in earlier runs come from the content-keyed cache. Rows the generation stage marked
+vector, and texts seen in earlier runs come from the content-keyed cache, which is written as encoding
+proceeds, so a killed run resumes where it stopped. Rows the generation stage marked
 failed or empty are never encoded; the vector policy fills them and the report counts them.
 """
 
@@ -39,7 +40,9 @@ class TextVectors:
         return self._vectors[torch.tensor(rows, dtype=torch.long)]
 
 
-def encode_texts(texts: Sequence[str], encoder: FrozenEncoder, cache: EmbeddingCache | None, progress: bool = True) -> tuple[TextVectors, dict[str, int]]:
+def encode_texts(
+    texts: Sequence[str], encoder: FrozenEncoder, cache: EmbeddingCache | None, progress: bool = True
+) -> tuple[TextVectors, dict[str, Any]]:
     """Encode each distinct non-blank text once, taking what the cache already holds."""
     unique = list(dict.fromkeys(t for t in texts if t.strip()))
     if cache is None:
@@ -49,25 +52,31 @@ def encode_texts(texts: Sequence[str], encoder: FrozenEncoder, cache: EmbeddingC
         hit, vectors = cache.lookup(keys)
     miss = np.flatnonzero(~hit)
     started = time.perf_counter()
-    if len(miss):
-        fresh = encoder.encode([unique[i] for i in miss], progress=progress)
-        vectors[torch.from_numpy(miss)] = fresh
-        if cache is not None:
-            cache.add([keys[i] for i in miss], fresh)
+    for start, fresh in encoder.encode_windows([unique[i] for i in miss], progress=progress):
+        rows = miss[start : start + len(fresh)]
+        vectors[torch.from_numpy(rows)] = fresh
+        if cache is not None:  # persisted window by window: a rerun after a kill resumes here
+            cache.add([keys[i] for i in rows], fresh)
     seconds = time.perf_counter() - started
-    stats = {"unique": len(unique), "cache_hits": int(hit.sum()), "encoded": len(miss), "encode_seconds": round(seconds, 3),
-             "encoded_per_s": round(len(miss) / seconds, 1) if len(miss) else None}
+    stats = {
+        "unique": len(unique), "cache_hits": int(hit.sum()), "encoded": len(miss), "encode_seconds": round(seconds, 3),
+        "encoded_per_s": round(len(miss) / seconds, 1) if len(miss) else None,
+    }
     return TextVectors(unique, vectors), stats
 
 
-def encode_dataset(dataset: str, params: Mapping[str, Any], root: Path = DATA_ROOT, progress: bool = True) -> dict[str, Any]:
+def encode_dataset(
+    dataset: str, params: Mapping[str, Any], root: Path = DATA_ROOT, progress: bool = True
+) -> dict[str, Any]:
     """Run the stage for one dataset; writes `data/<ds>/emb/` atomically and returns its report."""
     started = time.perf_counter()
     cfg = section(EncoderConfig, params.get("encoder"), "encoder")
     paths = DatasetPaths(dataset, root)
     inputs = read_inputs(paths, cfg)
     encoder = FrozenEncoder(cfg)
-    cache = EmbeddingCache(cache_dir("emb", root), encoder.fingerprint, encoder.dim, cfg.shard_mb) if cfg.cache else None
+    cache = None
+    if cfg.cache:
+        cache = EmbeddingCache(cache_dir("emb", root), encoder.fingerprint, encoder.dim, cfg.shard_mb)
     wanted = [*inputs.item_text.values(), *inputs.user_text.values(), *inputs.item_know.texts, *inputs.user_pref.texts]
     vectors_of, text_stats = encode_texts(wanted, encoder, cache, progress)
 
@@ -75,7 +84,8 @@ def encode_dataset(dataset: str, params: Mapping[str, Any], root: Path = DATA_RO
     for kind, raw in (("item_text", inputs.item_text), ("user_text", inputs.user_text)):
         kinds[kind] = KindVectors(np.fromiter(raw, np.int64, len(raw)), vectors_of(list(raw.values())))
         kind_report[kind] = {"n": len(raw), "blank": sum(not t.strip() for t in raw.values())}
-    for kind, gens, raw_kind in (("item_know", inputs.item_know, "item_text"), ("user_pref", inputs.user_pref, "user_text")):
+    for kind, gens, raw_kind in (("item_know", inputs.item_know, "item_text"),
+                                 ("user_pref", inputs.user_pref, "user_text")):
         kinds[kind], kind_report[kind] = _generation_vectors(gens, vectors_of, kinds[raw_kind], cfg.on_bad_generation)
 
     seconds = time.perf_counter() - started
@@ -91,12 +101,15 @@ def encode_dataset(dataset: str, params: Mapping[str, Any], root: Path = DATA_RO
     return report
 
 
-def _generation_vectors(gens: Generations, vectors_of: TextVectors, raw: KindVectors, policy: str) -> tuple[KindVectors, dict[str, Any]]:
+def _generation_vectors(
+    gens: Generations, vectors_of: TextVectors, raw: KindVectors, policy: str
+) -> tuple[KindVectors, dict[str, Any]]:
     """LLM vectors for every id, the bad rows replaced by `policy` (fallback: the raw text of the same id)."""
     assert np.array_equal(gens.ids, raw.ids), "read_inputs aligns generations and raw texts by id"
     vectors = apply_policy(vectors_of(gens.texts), gens.bad, policy, fallback=raw.vectors)
     counts = gens.counts()
-    return KindVectors(gens.ids, vectors), {"n": len(gens.ids), "replaced": counts, "replaced_total": sum(counts.values()), "policy": policy}
+    report = {"n": len(gens.ids), "replaced": counts, "replaced_total": sum(counts.values()), "policy": policy}
+    return KindVectors(gens.ids, vectors), report
 
 
 def _encoder_meta(cfg: EncoderConfig, encoder: FrozenEncoder) -> dict[str, Any]:

@@ -26,7 +26,10 @@ from ur4rec.packaged import minilm_dir
 
 PACKAGED_PREFIX = "packaged:"
 # Files that decide what vectors come out; READMEs and sentence-transformers extras do not.
-FINGERPRINT_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json", "*.model", "*.safetensors")
+FINGERPRINT_FILES = (
+    "config.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json", "*.model",
+    "*.safetensors",
+)
 # Texts tokenised and length-sorted together; large enough that sorting inside it leaves almost no padding.
 SORT_WINDOW = 8192
 
@@ -158,7 +161,6 @@ class FrozenEncoder:
         self.cfg = cfg
         self.model_dir = resolve_model_dir(cfg.model)
         self.fingerprint = model_fingerprint(cfg, self.model_dir)
-        self.texts_encoded = 0
         config = json.loads((self.model_dir / "config.json").read_text(encoding="utf-8"))
         self.dim = int(config["hidden_size"])
         max_positions = int(config.get("max_position_embeddings", cfg.max_length))
@@ -192,17 +194,23 @@ class FrozenEncoder:
     def encode(self, texts: Sequence[str], progress: bool = True) -> torch.Tensor:
         """Encode `texts`; row k of the result belongs to `texts[k]`."""
         out = torch.empty(len(texts), self.dim, dtype=torch.float32)
-        if not len(texts):
-            return out
-        bar = tqdm(total=len(texts), desc=f"encode ({self.cfg.dtype})", unit="text", disable=not progress, mininterval=1.0)
+        for start, vectors in self.encode_windows(texts, progress):
+            out[start : start + len(vectors)] = vectors
+        return out
+
+    def encode_windows(self, texts: Sequence[str], progress: bool = True) -> Iterator[tuple[int, torch.Tensor]]:
+        """`(start, vectors of texts[start : start + len(vectors)])`, one window of texts at a time, so a caller
+        can persist finished work before the next window starts (a killed run loses one window at most)."""
+        desc = f"encode ({self.cfg.dtype})"
+        bar = tqdm(total=len(texts), desc=desc, unit="text", disable=not progress or not texts, mininterval=1.0)
         with bar, torch_threads(self.cfg.threads):
             for start in range(0, len(texts), SORT_WINDOW):
                 window = texts[start : start + SORT_WINDOW]
+                out = torch.empty(len(window), self.dim, dtype=torch.float32)
                 for rows, vectors in self._encode_window(window):
-                    out[start + rows] = vectors
+                    out[rows] = vectors
                     bar.update(len(rows))
-        self.texts_encoded += len(texts)
-        return out
+                yield start, out
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """One padded batch through the model, pooled to fp32 vectors on the CPU."""

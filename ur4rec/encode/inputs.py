@@ -55,7 +55,9 @@ def _generations(path: Path, id_column: str, known_ids: Sequence[int], bad_statu
         if i not in known:
             raise EncodeInputError(f"{path}: {id_column} {i} is not in the prepared tables")
         if status not in GENERATION_STATUSES:
-            raise EncodeInputError(f"{path}: {id_column} {i} has status {status!r}, not one of {list(GENERATION_STATUSES)}")
+            raise EncodeInputError(
+                f"{path}: {id_column} {i} has status {status!r}, not one of {list(GENERATION_STATUSES)}"
+            )
     rows = {i: (text, status) for i, text, status in zip(ids, table["text"], table["status"])}
     return classify(known_ids, rows, bad_statuses)
 

@@ -37,7 +37,9 @@ class Generations:
         return dict(sorted(Counter(r for r in self.reasons if r).items()))
 
 
-def classify(ids: Sequence[int], rows: Mapping[int, tuple[str | None, str]], bad_statuses: Sequence[str]) -> Generations:
+def classify(
+    ids: Sequence[int], rows: Mapping[int, tuple[str | None, str]], bad_statuses: Sequence[str]
+) -> Generations:
     """Align generation rows `{id: (text, status)}` to `ids` and mark which ones the policy must replace."""
     texts, reasons = [], []
     for i in ids:
@@ -53,7 +55,9 @@ def classify(ids: Sequence[int], rows: Mapping[int, tuple[str | None, str]], bad
     return Generations(np.asarray(ids, dtype=np.int64), texts, reasons)
 
 
-def apply_policy(vectors: torch.Tensor, bad: np.ndarray, policy: str, fallback: torch.Tensor | None = None) -> torch.Tensor:
+def apply_policy(
+    vectors: torch.Tensor, bad: np.ndarray, policy: str, fallback: torch.Tensor | None = None
+) -> torch.Tensor:
     """A copy of `vectors` with the `bad` rows replaced; `fallback` (aligned row for row) for `fallback_text`."""
     out = vectors.clone()
     mask = torch.from_numpy(np.asarray(bad, dtype=bool))

@@ -60,7 +60,8 @@ def write_store(
             index.extend(_write_kind(tmp, kind, kv, dtype, rows_per_shard(dim, dtype, shard_mb)))
             counts[kind] = len(kv.ids)
         write_parquet(tmp / INDEX_FILE, pa.concat_tables(index) if index else _empty_index())
-        write_json(tmp / META_FILE, {**meta, "format": FORMAT_VERSION, "dim": dim, "dtype": _DTYPE_NAMES[dtype], "counts": counts})
+        layout = {"format": FORMAT_VERSION, "dim": dim, "dtype": _DTYPE_NAMES[dtype], "counts": counts}
+        write_json(tmp / META_FILE, {**meta, **layout})
         for name, obj in (extra_json or {}).items():
             write_json(tmp / name, obj)
         EmbeddingStore(tmp).verify()
@@ -131,12 +132,14 @@ class EmbeddingStore:
     def ids(self, kind: str) -> np.ndarray:
         return self._kind(kind).ids.copy()
 
-    def get(self, kind: str, ids: Sequence[int] | np.ndarray | torch.Tensor, dtype: torch.dtype | None = torch.float32) -> torch.Tensor:
+    def get(
+        self, kind: str, ids: Sequence[int] | np.ndarray | torch.Tensor, dtype: torch.dtype | None = torch.float32
+    ) -> torch.Tensor:
         """Vectors of `ids` in the order given (`dtype=None`: as stored); an id the store lacks is an error."""
         index, dtype = self._kind(kind), dtype or self.dtype
         want = np.asarray(ids.cpu() if isinstance(ids, torch.Tensor) else ids, dtype=np.int64).reshape(-1)
-        pos = np.searchsorted(index.ids, want)
-        found = (pos < len(index.ids)) & (index.ids[np.minimum(pos, len(index.ids) - 1)] == want) if len(index.ids) else np.zeros(len(want), bool)
+        pos = np.minimum(np.searchsorted(index.ids, want), max(len(index.ids) - 1, 0))
+        found = index.ids[pos] == want if len(index.ids) else np.zeros(len(want), bool)
         if not found.all():
             raise StoreError(f"{self.path}: kind {kind!r} has no id {int(want[~found][0])}")
         out = torch.empty(len(want), self.dim, dtype=dtype)
@@ -168,7 +171,9 @@ class EmbeddingStore:
         for kind, index in self._kinds.items():
             expected = self.meta.get("counts", {}).get(kind)
             if expected is not None and expected != len(index.ids):
-                raise StoreError(f"{self.path}: meta.json counts {expected} {kind!r} vectors, the index {len(index.ids)}")
+                raise StoreError(
+                    f"{self.path}: meta.json counts {expected} {kind!r} vectors, the index {len(index.ids)}"
+                )
             if len(np.unique(index.ids)) != len(index.ids):
                 raise StoreError(f"{self.path}: kind {kind!r} indexes an id twice")
         for code, name in enumerate(self._shard_names):
@@ -188,12 +193,15 @@ class EmbeddingStore:
 def _load_index(path: Path) -> tuple[list[str], dict[str, _KindIndex]]:
     table = pq.read_table(path, columns=["kind", "id", "shard", "row"])
     kinds_col = table.column("kind").to_numpy(zero_copy_only=False).astype(str)
-    shard_names, shard_codes = np.unique(table.column("shard").to_numpy(zero_copy_only=False).astype(str), return_inverse=True)
+    shards = table.column("shard").to_numpy(zero_copy_only=False).astype(str)
+    shard_names, shard_codes = np.unique(shards, return_inverse=True)
     ids = table.column("id").to_numpy()
     rows = table.column("row").to_numpy()
     out = {}
     for kind in np.unique(kinds_col):
         sel = np.flatnonzero(kinds_col == kind)
         order = sel[np.argsort(ids[sel], kind="stable")]
-        out[str(kind)] = _KindIndex(ids[order].astype(np.int64), shard_codes[order].astype(np.int64), rows[order].astype(np.int64))
+        out[str(kind)] = _KindIndex(
+            ids[order].astype(np.int64), shard_codes[order].astype(np.int64), rows[order].astype(np.int64)
+        )
     return [str(n) for n in shard_names], out

@@ -24,7 +24,9 @@ def item_text(title: str | None, categories: Sequence[str] | None) -> str:
     return f"{title}. Categories: {cats}." if title else f"Categories: {cats}."
 
 
-def item_texts(item_ids: Iterable[int], titles: Iterable[str | None], categories: Iterable[Sequence[str] | None]) -> dict[int, str]:
+def item_texts(
+    item_ids: Iterable[int], titles: Iterable[str | None], categories: Iterable[Sequence[str] | None]
+) -> dict[int, str]:
     return {int(i): item_text(t, c) for i, t, c in zip(item_ids, titles, categories)}
 
 
