@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 
-from ur4rec.data.lines import LINE, read_bytes, read_lines, source
+from ur4rec.data.lines import LINE, iter_records, read_bytes, read_lines, source
 from ur4rec.data.schema import BadLines, RawDataset, attributes_json, empty_users
 from ur4rec.data.text import clean_list, clean_text, parse_record
 
@@ -99,12 +99,7 @@ def load_meta(path: Path, bad: BadLines) -> tuple[pl.DataFrame, dict[str, int]]:
     """Items merged per asin, with cleaned titles and counted fallbacks."""
     merged: dict[str, dict[str, Any]] = {}
     notes: Counter = Counter()
-    for number, text in read_lines(path, bad).iter_rows():
-        try:
-            record = parse_record(text)
-        except ValueError as exc:
-            bad.report("malformed_line", f"{path}:{number}", str(exc))
-            continue
+    for number, record in iter_records(path, bad):
         asin = clean_text(record.get("asin"))
         if not asin:
             bad.report("missing_field", f"{path}:{number}", "metadata needs an asin")

@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from ur4rec.data.schema import BadLines
+from ur4rec.data.text import parse_record
 
 LINE = "line"
 
@@ -92,3 +93,15 @@ def cast_checked(
         f"columns {sorted(set(casts) | set(required))} must be present and parse as {[str(t) for t in casts.values()]}",
     )
     return out.filter(~failed)
+
+
+def iter_records(path: Path, bad: BadLines):
+    """(line number, record) for every line that parses as JSON or a Python dict literal; the others are
+    reported to `bad` as malformed, naming file and line."""
+    for number, text in read_lines(path, bad).iter_rows():
+        try:
+            record = parse_record(text)
+        except ValueError as exc:
+            bad.report("malformed_line", f"{path}:{number}", str(exc))
+            continue
+        yield number, record

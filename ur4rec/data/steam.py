@@ -20,7 +20,7 @@ from typing import Any
 
 import polars as pl
 
-from ur4rec.data.lines import LINE, cast_checked, read_lines, source
+from ur4rec.data.lines import LINE, cast_checked, iter_records, read_lines, source
 from ur4rec.data.schema import BadLines, RawDataset, attributes_json, empty_users
 from ur4rec.data.text import clean_list, clean_text, parse_record
 
@@ -46,12 +46,7 @@ def load_games(path: Path, bad: BadLines) -> tuple[pl.DataFrame, Counter]:
     """Games by app id; lines without an id cannot be referenced and are counted, repeats keep the first."""
     rows: dict[str, dict[str, Any]] = {}
     notes: Counter = Counter()
-    for number, text in read_lines(path, bad).iter_rows():
-        try:
-            record = parse_record(text)
-        except ValueError as exc:
-            bad.report("malformed_line", f"{path}:{number}", str(exc))
-            continue
+    for number, record in iter_records(path, bad):
         game_id = clean_text(record.get("id"))
         if not game_id:
             notes["games_without_id"] += 1
