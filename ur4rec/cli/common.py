@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Iterator, Optional
 
 import typer
 
@@ -22,3 +23,14 @@ def read_params(params: Path = DEFAULT_PARAMS, sets: list[str] | None = None) ->
         return load_params(params, sets or [])
     except ParamsError as exc:
         raise typer.BadParameter(str(exc)) from exc
+
+
+@contextlib.contextmanager
+def user_errors(*kinds: type[BaseException]) -> Iterator[None]:
+    """Turn expected failures (missing inputs, bad data) into one `error: ...` line and exit code 1,
+    instead of a traceback."""
+    try:
+        yield
+    except kinds as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ur4rec.cli import app
-from ur4rec.cli.common import ParamsOpt, SetOpt, read_params
+from ur4rec.cli.common import ParamsOpt, SetOpt, read_params, user_errors
 from ur4rec.config import DEFAULT_PARAMS
 
 DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="Dataset name (a key of `dataset` in params).")]
@@ -25,11 +25,8 @@ def fetch(
     """Put a dataset's raw files in place: copy from a fetch.mirrors folder, else download and verify."""
     from ur4rec.data.fetch import FetchError, fetch_from_params
 
-    try:
+    with user_errors(FetchError, ValueError):
         fetch_from_params(read_params(params, sets), dataset, out)
-    except (FetchError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
 
 
 @app.command()
@@ -43,10 +40,7 @@ def prepare(
     """Turn raw files into leak-free reranking samples (items, users, interactions, splits, stats.json)."""
     from ur4rec.data.prepare import prepare_dataset
 
-    try:
+    with user_errors(FileNotFoundError, ValueError):
         stats = prepare_dataset(read_params(params, sets), dataset, raw_dir, out)
-    except (FileNotFoundError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
     summary = {k: stats[k] for k in ("users", "items", "interactions", "samples", "skipped_lines")}
     typer.echo(json.dumps(summary))

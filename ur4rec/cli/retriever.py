@@ -8,7 +8,7 @@ from typing import Annotated, Any, Callable
 import typer
 
 from ur4rec.cli import app
-from ur4rec.cli.common import ParamsOpt, SetOpt, read_params
+from ur4rec.cli.common import ParamsOpt, SetOpt, read_params, user_errors
 from ur4rec.config import DEFAULT_PARAMS
 
 DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="Dataset name (a key of `dataset` in params).")]
@@ -47,8 +47,5 @@ def evaluate_aug(dataset: DatasetOpt, backbone: BackboneOpt, variant: VariantOpt
 
 
 def _run(call: Callable[[dict], Any], params: dict) -> Any:
-    try:
+    with user_errors(FileNotFoundError, KeyError, ValueError):
         return call(params)
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc

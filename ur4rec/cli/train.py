@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ur4rec.cli import app
-from ur4rec.cli.common import ParamsOpt, SetOpt, read_params
+from ur4rec.cli.common import ParamsOpt, SetOpt, read_params, user_errors
 from ur4rec.config import DEFAULT_PARAMS
 
 DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="Dataset name (a key of `dataset` in params).")]
@@ -23,11 +23,8 @@ def train(dataset: DatasetOpt, backbone: BackboneOpt, variant: VariantOpt = "bas
     """Train a backbone (or an augmented variant) with early stopping on validation, into data/<ds>/runs/."""
     from ur4rec.train.run import train_any
 
-    try:
+    with user_errors(FileNotFoundError, KeyError, ValueError):
         result = train_any(dataset, backbone, variant, read_params(params, sets))
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
     typer.echo(json.dumps({k: getattr(result, k) for k in ("best_epoch", "best_valid", "select_metric", "epochs_run",
                                                               "mean_epoch_seconds", "peak_rss_mb")}))
 
@@ -38,11 +35,8 @@ def evaluate(dataset: DatasetOpt, backbone: BackboneOpt, variant: VariantOpt = "
     """Score a trained run on the test split: per-sample and mean MAP@k / NDCG@k."""
     from ur4rec.eval.run import evaluate_any
 
-    try:
+    with user_errors(FileNotFoundError, KeyError, ValueError):
         means = evaluate_any(dataset, backbone, variant, read_params(params, sets))
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
     typer.echo(json.dumps(means))
 
 
@@ -55,11 +49,8 @@ def compare(
     """Paired t-test of one metric between two runs evaluated on the same test samples."""
     from ur4rec.eval.significance import compare_runs
 
-    try:
+    with user_errors(FileNotFoundError, ValueError):
         result = compare_runs(a, b, metric)
-    except (FileNotFoundError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
     typer.echo(json.dumps({"metric": metric, "n": result.n, "mean_a": result.mean_a, "mean_b": result.mean_b,
                            "t": result.statistic, "p": result.pvalue, "significant_at_0.05": result.significant()}))
 
