@@ -12,8 +12,13 @@ their values) unless `data/ml-100k/emb` exists. Timings alternate the contenders
 `--repeats`, since a shared CPU is noisy.
 
     python bench/bench_retriever.py [--backbones prm gru4rec] [--batches 12] [--repeats 3] [--threads 2]
+                                    [--widths default|paper]
 
-Prints a table with ratios and writes bench/results/retriever.json.
+`--widths paper` times the paper's widths instead of the CPU defaults: backbones of dim 768 and a BERT-base
+shaped retriever block (768 wide, 12 heads, FFN 3072, random weights since no checkpoint ships offline). The
+ratio is mostly retriever FLOPs over backbone FLOPs per candidate, so it depends on these widths.
+
+Prints a table with ratios and writes bench/results/retriever.json (retriever-paper.json with --widths paper).
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("UR4REC_SHARED_DATA", REPO.parent / "shared" / "data"))
 RESULTS = REPO / "bench" / "results"
 DATASET = "ml-100k"
+# A BERT-base shaped retriever block (the paper initialises from bert-base-uncased, which is not offline here).
+PAPER_RETRIEVER = ("retriever.arch.init_checkpoint=none", "retriever.arch.width=768", "retriever.arch.n_heads=12",
+                   "retriever.arch.ffn_dim=3072")
 
 
 def prepared_root(tmp: Path) -> Path:
@@ -168,6 +176,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=12, help="training batches timed per contender")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--widths", choices=("default", "paper"), default="default")
     args = parser.parse_args()
     if not (SHARED / DATASET).exists() and not (REPO / "data" / DATASET / "prepared").exists():
         print(f"skipped: real dataset {DATASET!r} not found under {SHARED} (set UR4REC_SHARED_DATA)")
@@ -176,11 +185,15 @@ def main() -> None:
     from ur4rec.config import load_params
     from ur4rec.retriever.config import retriever_config
 
-    params = load_params(REPO / "params.yaml", ["train.progress=false"])
+    overrides = ["train.progress=false"]
+    if args.widths == "paper":
+        overrides += [f"backbone.{bb}.dim=768" for bb in args.backbones] + list(PAPER_RETRIEVER)
+    params = load_params(REPO / "params.yaml", overrides)
     for bb in args.backbones:  # a checkout without backbone blocks times the backbones' defaults
         params.setdefault("backbone", {}).setdefault(bb, {})
     rcfg = retriever_config(params)
-    out: dict = {"threads": args.threads, "cpu": _cpu(), "n_layers": rcfg.arch.n_layers, "bf16": rcfg.arch.bf16}
+    out: dict = {"threads": args.threads, "cpu": _cpu(), "widths": args.widths, "n_layers": rcfg.arch.n_layers,
+                 "bf16": rcfg.arch.bf16, "backbone_dims": {bb: params["backbone"][bb].get("dim") for bb in args.backbones}}
     with tempfile.TemporaryDirectory() as tmp:
         root = prepared_root(Path(tmp))
         out["fast_path"] = [
@@ -191,12 +204,14 @@ def main() -> None:
         out["pretrain"] = [bench_pretrain(root, bb, params, args.batches) for bb in args.backbones]
     report(out)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "retriever.json").write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {RESULTS / 'retriever.json'}")
+    path = RESULTS / ("retriever.json" if args.widths == "default" else "retriever-paper.json")
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {path}")
 
 
 def report(out: dict) -> None:
-    print(f"retriever: {out['n_layers']} layers, bf16={out['bf16']}, {out['threads']} threads, {out['cpu']}")
+    print(f"retriever: {out['n_layers']} layers, bf16={out['bf16']}, widths={out['widths']} "
+          f"(backbone dims {out['backbone_dims']}), {out['threads']} threads, {out['cpu']}")
     for r in out["fast_path"]:
         print(f"fast path  K={r['K']:>2} Z={r['z_keys']:>3} C={r['candidates']}: fast {r['fast_s'] * 1e3:7.1f} ms, "
               f"per-item {r['per_item_s'] * 1e3:7.1f} ms  -> {r['speedup']:.1f}x faster; max |diff| {r['max_abs_diff_fp32']:.1e}")

@@ -60,6 +60,24 @@ def test_aug_vectors_change_scores_and_are_checked(name, item_categories):
 
 
 @pytest.mark.parametrize("name", BACKBONES)
+def test_a_user_level_aug_changes_the_ranking(name, item_categories):
+    """+BERT/+LLM give every candidate the same vector; it must still be able to reorder the candidates."""
+    model = tiny(name, item_categories, aug_dim=6).eval()
+    batch = make_batch(n_candidates=8)
+    user_vec = torch.randn(4, 1, 6)
+    aug_a, aug_b = user_vec.expand(-1, 8, -1), (user_vec + 1.0).expand(-1, 8, -1)
+    with torch.no_grad():
+        diff = model(batch, aug_a) - model(batch, aug_b)
+        # the scaling term is what makes the difference for dot-product scorers: without it only a per-user shift
+        model.aug_scale.weight.zero_()
+        model.aug_scale.bias.zero_()
+        diff_linear_only = model(batch, aug_a) - model(batch, aug_b)
+    assert (diff - diff.mean(1, keepdim=True)).abs().max() > 1e-4
+    if name in ("gru4rec", "sasrec"):
+        assert torch.allclose(diff_linear_only, diff_linear_only[:, :1].expand_as(diff_linear_only), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", BACKBONES)
 def test_left_padding_does_not_change_scores(name, item_categories):
     """A history [a, b] and the same history left-padded to [0, 0, a, b] are the same user."""
     model = tiny(name, item_categories)

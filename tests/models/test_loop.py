@@ -64,6 +64,32 @@ def test_stops_after_patience_epochs_without_validation_gain(prepared_dir, tmp_p
     assert result.epochs_run == 3 and result.stopped_early and result.best_epoch == 0
 
 
+def test_validate_start_keeps_the_starting_weights_when_no_epoch_beats_them(prepared_dir, tmp_path, monkeypatch):
+    """A warm start that only gets worse ends where it began (best_epoch -1), not at its least bad epoch."""
+
+    def damaging_epoch(model, optimizer, data, cfg, epoch, params):  # stands in for an epoch that overfits
+        with torch.no_grad():
+            for p in params:
+                p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(epoch)) * 2.0)
+        return 0.0
+
+    model, train, valid = setup(prepared_dir)
+    fit(model, train, valid, CFG, tmp_path / "warm")
+    start = weights(model)
+    start_score = score_metric("ndcg@10", predict(model, valid), labels_of(valid))
+    monkeypatch.setattr(loop, "train_epoch", damaging_epoch)
+    result = fit(model, train, valid, replace(CFG, epochs=2, patience=1, validate_start=True), tmp_path / "a")
+    assert result.start_valid == pytest.approx(start_score)
+    assert all(h["valid_ndcg@10"] < start_score for h in result.history)
+    assert result.best_epoch == -1 and result.best_valid == pytest.approx(start_score)
+    assert result.epochs_run == 1  # patience counts from the start
+    assert same(weights(model), start)
+    # without it, the least bad epoch is kept
+    result = fit(model, train, valid, replace(CFG, epochs=2, patience=1), tmp_path / "b")
+    assert result.best_epoch >= 0 and result.start_valid is None
+    assert result.best_valid == max(h["valid_ndcg@10"] for h in result.history) < start_score
+
+
 def test_same_seed_same_model(prepared_dir, tmp_path):
     runs = []
     for i in range(2):

@@ -24,7 +24,12 @@ def test_warm_started_variant_starts_exactly_as_base(tiny_project, variant):
     valid = ctx.load_split("valid", 10)
     assert np.allclose(predict(model, valid), predict(base, valid), atol=1e-5)
     has_weights = any(True for _ in model.augmenter.parameters())
-    assert len(groups) == 1 + has_weights and has_weights == (variant != "llm")
+    assert has_weights == (variant != "llm")
+    # the fresh parts (fusion + augmenter) form their own group, apart from the warm-started backbone
+    fresh = {id(p) for p in groups[1]["params"]}
+    fusion = [*model.backbone.aug_proj.parameters(), *model.backbone.aug_scale.parameters()]
+    assert len(groups) == 2 and all(id(p) in fresh for p in [*fusion, *model.augmenter.parameters()])
+    assert not fresh & {id(p) for p in groups[0]["params"]}
 
 
 @pytest.mark.parametrize("backbone, variant", [

@@ -51,7 +51,11 @@ class Backbone(nn.Module):
         self.aug_dim = aug_dim
         self.history_len = cfg.history_len
         self.items = ItemFeatures(n_items, n_categories, item_categories, cfg.dim)
+        # Fusion of eq. 9: [h_i ; aug] -> dim, plus an aug-driven scaling of h_i's dimensions. The scaling is what
+        # lets a user-level aug (the same for every candidate) change a dot-product ranking: the linear part alone
+        # adds s_u . W a_u, a constant per user, which the softmax over candidates ignores.
         self.aug_proj = nn.Linear(cfg.dim + aug_dim, cfg.dim) if aug_dim > 0 else None
+        self.aug_scale = nn.Linear(aug_dim, cfg.dim) if aug_dim > 0 else None
         self.dropout = nn.Dropout(cfg.dropout)
 
     # ---------------------------------------------------------------- the interface
@@ -82,7 +86,8 @@ class Backbone(nn.Module):
         if aug is None or tuple(aug.shape) != expected:
             got = None if aug is None else list(aug.shape)
             raise ValueError(f"{self.name}: aug must have shape {list(expected)} [B, C, aug_dim], got {got}")
-        return self.aug_proj(torch.cat([h, aug.to(h.dtype)], dim=-1))
+        aug = aug.to(h.dtype)
+        return self.aug_proj(torch.cat([h, aug], dim=-1)) + h * self.aug_scale(aug)
 
     def recent(self, history: Tensor) -> Tensor:
         """The model's own tail of a left-padded history (the data may carry a longer one)."""

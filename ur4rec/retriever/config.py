@@ -59,12 +59,17 @@ class JointConfig:
     """Joint training of an augmented variant (Algorithm 1 lines 19–23), on the shared training loop."""
 
     warm_start: bool = True  # start the backbone from its Base checkpoint, the aug fusion as identity on h_i
-    augmenter_lr: float | None = None  # lr of the augmenter's weights (retriever, KAR); None: the backbone's lr
+    validate_start: bool = False  # the starting weights compete in model selection (warm start: Base itself)
+    threads: int | None = None  # torch CPU threads for the augmented runs (0 = torch's default); None: train's
+    backbone_lr: float | None = None  # lr of the backbone's weights; None: backbone.<name>.lr (or train.lr)
+    augmenter_lr: float | None = None  # lr of the fresh parts (augmenter, aug fusion); None: the backbone's lr
     epochs: int | None = None  # overrides train.epochs for augmented variants (warm-started: few suffice)
     patience: int | None = None  # overrides train.patience likewise
 
-    def train_overrides(self) -> dict[str, int]:
-        return {k: v for k, v in (("epochs", self.epochs), ("patience", self.patience)) if v is not None}
+    def train_overrides(self) -> dict[str, object]:
+        """The `train:` keys this section overrides for the augmented runs."""
+        overrides = {"epochs": self.epochs, "patience": self.patience, "lr": self.backbone_lr, "threads": self.threads}
+        return {"validate_start": self.validate_start, **{k: v for k, v in overrides.items() if v is not None}}
 
 
 @dataclass

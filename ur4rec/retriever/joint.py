@@ -62,22 +62,28 @@ def warm_start(backbone: nn.Module, base_checkpoint: Path) -> list[str]:
     fresh = [k for k, v in state.items() if k not in base or base[k].shape != v.shape]
     state.update({k: base[k] for k in state if k not in fresh})
     backbone.load_state_dict(state)
-    fusion = getattr(backbone, "aug_proj", None)
+    fusion, scale = getattr(backbone, "aug_proj", None), getattr(backbone, "aug_scale", None)
     if isinstance(fusion, nn.Linear):
         with torch.no_grad():
             d = fusion.out_features
             fusion.weight.zero_()
             fusion.weight[:, :d].copy_(torch.eye(d))
             fusion.bias.zero_()
+            if isinstance(scale, nn.Linear):
+                scale.weight.zero_()
+                scale.bias.zero_()
     return fresh
 
 
 def param_groups(model: AugmentedRecommender, lr: float | None, augmenter_lr: float | None) -> list[dict]:
-    """AdamW groups: the backbone at the loop's lr, the augmenter at `augmenter_lr` when set."""
-    groups = [{"params": [p for p in model.backbone.parameters() if p.requires_grad]}]
-    aug = [p for p in model.augmenter.parameters() if p.requires_grad]
-    if aug:
-        groups.append({"params": aug, **({"lr": augmenter_lr} if augmenter_lr is not None else {})})
+    """AdamW groups: the backbone at the loop's lr; the augmenter and the backbone's aug fusion (the parts that
+    start fresh) at `augmenter_lr` when set."""
+    fusion = [m for m in (getattr(model.backbone, n, None) for n in ("aug_proj", "aug_scale")) if m is not None]
+    fresh = [p for m in (*fusion, model.augmenter) for p in m.parameters() if p.requires_grad]
+    fresh_ids = {id(p) for p in fresh}
+    groups = [{"params": [p for p in model.backbone.parameters() if p.requires_grad and id(p) not in fresh_ids]}]
+    if fresh:
+        groups.append({"params": fresh, **({"lr": augmenter_lr} if augmenter_lr is not None else {})})
     return groups
 
 

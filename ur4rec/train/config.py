@@ -22,6 +22,7 @@ class TrainConfig:
     threads: int = 0                  # torch CPU threads; 0 keeps torch's default
     lr: float | None = None
     progress: bool = True             # tqdm bars
+    validate_start: bool = False      # score the starting weights first; they compete in model selection
 
 
 @dataclass

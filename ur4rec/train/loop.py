@@ -7,7 +7,9 @@ their differences come from the architectures, not from the objectives.
 
 Model selection and early stopping read the VALIDATION split only: after each epoch the validation
 `select_metric` is computed; the best epoch's weights are kept and returned; training stops after
-`patience` epochs without improvement. The test split never enters this module.
+`patience` epochs without improvement. With `validate_start` the starting weights are scored first and
+compete too (a warm-started run then never ends worse on validation than where it began). The test split
+never enters this module.
 
 Reproducible: each epoch's shuffling and dropout are drawn from generators seeded by (seed, epoch), so a run
 resumed after an interruption (see `ur4rec.train.resume`) continues exactly as if it had never stopped.
@@ -41,7 +43,7 @@ VALID_LOGGED = ("map@10", "ndcg@10")
 
 @dataclass
 class FitResult:
-    best_epoch: int                  # 0-based epoch whose weights were kept
+    best_epoch: int                  # 0-based epoch whose weights were kept; -1: the starting weights
     best_valid: float                # its validation `select_metric`
     select_metric: str
     epochs_run: int
@@ -51,6 +53,7 @@ class FitResult:
     mean_epoch_cpu_seconds: float = 0.0  # CPU time of the same: the wall time on free cores at threads=1
     train_samples_per_second: float = 0.0
     peak_rss_mb: float = 0.0
+    start_valid: float | None = None     # validation `select_metric` of the starting weights (validate_start)
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -165,6 +168,8 @@ def fit(
     expected = fingerprint(cfg, model, [train_data.sample_ids, valid_data.sample_ids])
     restored = load_state(state_dir, expected, model, optimizer) if state_dir is not None else None
     state, best_weights = restored if restored else (LoopState(fingerprint=expected), state_to_cpu(model))
+    if restored is None and cfg.validate_start:
+        state.start_valid = state.best = validate(model, valid_data, cfg)[cfg.select_metric]
     resumed_from = state.epoch
     with open_live(Path(live_dir) if live_dir is not None else None, resumed=restored is not None) as live:
         while state.epoch < cfg.epochs and (state.epoch == 0 or state.bad_epochs < cfg.patience):
@@ -223,6 +228,7 @@ def summarise(state: LoopState, cfg: TrainConfig, n_train: int, resumed_from: in
         mean_epoch_cpu_seconds=float(np.mean([r["cpu_seconds"] for r in state.history])) if seconds else 0.0,
         train_samples_per_second=n_train / mean if mean else 0.0,
         peak_rss_mb=peak_rss_mb(),
+        start_valid=state.start_valid,
         history=state.history,
     )
 

@@ -34,6 +34,7 @@ class LoopState:
     best: float = float("-inf")
     best_epoch: int = -1
     bad_epochs: int = 0             # consecutive epochs without improvement
+    start_valid: float | None = None  # validation score of the starting weights, when they were scored
     history: list[dict[str, Any]] = field(default_factory=list)
     fingerprint: str = ""
 
