@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from ur4rec.retriever.config import retriever_config
 from ur4rec.retriever.joint import evaluate_variant, train_variant, variant_factory
 from ur4rec.retriever.pretrain import run_pretrain
 from ur4rec.train.loop import predict
@@ -25,11 +26,18 @@ def test_warm_started_variant_starts_exactly_as_base(tiny_project, variant):
     assert np.allclose(predict(model, valid), predict(base, valid), atol=1e-5)
     has_weights = any(True for _ in model.augmenter.parameters())
     assert has_weights == (variant != "llm")
-    # the fresh parts (fusion + augmenter) form their own group, apart from the warm-started backbone
-    fresh = {id(p) for p in groups[1]["params"]}
+    # fusion + fresh augmenter weights, and the retriever, get their own groups apart from the backbone
+    joint = retriever_config(ctx.params).joint
     fusion = [*model.backbone.aug_proj.parameters(), *model.backbone.aug_scale.parameters()]
-    assert len(groups) == 2 and all(id(p) in fresh for p in [*fusion, *model.augmenter.parameters()])
-    assert not fresh & {id(p) for p in groups[0]["params"]}
+    retriever = getattr(model.augmenter, "retriever", None)
+    expected = [(fusion + ([] if retriever else list(model.augmenter.parameters())), joint.augmenter_lr)]
+    if retriever is not None:
+        expected.append((list(retriever.parameters()), joint.retriever_lr))
+    assert len(groups) == 1 + len(expected)
+    for group, (params, lr) in zip(groups[1:], expected):
+        assert [id(p) for p in group["params"]] == [id(p) for p in params] and group["lr"] == lr
+    backbone_ids = {id(p) for p in groups[0]["params"]}
+    assert backbone_ids == {id(p) for p in model.backbone.parameters()} - {id(p) for p in fusion}
 
 
 @pytest.mark.parametrize("backbone, variant", [

@@ -62,7 +62,8 @@ class JointConfig:
     validate_start: bool = False  # the starting weights compete in model selection (warm start: Base itself)
     threads: int | None = None  # torch CPU threads for the augmented runs (0 = torch's default); None: train's
     backbone_lr: float | None = None  # lr of the backbone's weights; None: backbone.<name>.lr (or train.lr)
-    augmenter_lr: float | None = None  # lr of the fresh parts (augmenter, aug fusion); None: the backbone's lr
+    augmenter_lr: float | None = None  # lr of the fresh parts (aug fusion, KAR adaptor); None: the backbone's lr
+    retriever_lr: float | None = None  # lr of the UR4Rec retriever (BERT-initialised, pre-trained); None: the backbone's
     epochs: int | None = None  # overrides train.epochs for augmented variants (warm-started: few suffice)
     patience: int | None = None  # overrides train.patience likewise
 

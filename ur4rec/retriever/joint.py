@@ -45,7 +45,7 @@ def variant_factory(variant: str, training: bool):
         if training and rcfg.joint.warm_start:
             warm_start(backbone, ctx.paths.run(ctx.backbone, "base") / "train" / "model.safetensors")
         model = AugmentedRecommender(backbone, augmenter)
-        return model, param_groups(model, ctx.train_cfg.lr, rcfg.joint.augmenter_lr)
+        return model, param_groups(model, rcfg.joint.augmenter_lr, rcfg.joint.retriever_lr)
 
     return factory
 
@@ -75,15 +75,20 @@ def warm_start(backbone: nn.Module, base_checkpoint: Path) -> list[str]:
     return fresh
 
 
-def param_groups(model: AugmentedRecommender, lr: float | None, augmenter_lr: float | None) -> list[dict]:
-    """AdamW groups: the backbone at the loop's lr; the augmenter and the backbone's aug fusion (the parts that
-    start fresh) at `augmenter_lr` when set."""
+def param_groups(model: AugmentedRecommender, augmenter_lr: float | None, retriever_lr: float | None) -> list[dict]:
+    """AdamW groups: the warm-started backbone at the loop's lr; the fresh parts (the aug fusion, KAR's adaptor)
+    at `augmenter_lr`; the UR4Rec retriever, BERT-initialised and pre-trained, at `retriever_lr` (the rates
+    that fine-tune a BERT layer are an order below those that train a fresh MLP). None: the loop's lr."""
     fusion = [m for m in (getattr(model.backbone, n, None) for n in ("aug_proj", "aug_scale")) if m is not None]
-    fresh = [p for m in (*fusion, model.augmenter) for p in m.parameters() if p.requires_grad]
-    fresh_ids = {id(p) for p in fresh}
-    groups = [{"params": [p for p in model.backbone.parameters() if p.requires_grad and id(p) not in fresh_ids]}]
-    if fresh:
-        groups.append({"params": fresh, **({"lr": augmenter_lr} if augmenter_lr is not None else {})})
+    retriever = getattr(model.augmenter, "retriever", None)
+    retriever_params = [p for p in retriever.parameters() if p.requires_grad] if retriever is not None else []
+    taken = {id(p) for p in retriever_params}
+    fresh = [p for m in (*fusion, model.augmenter) for p in m.parameters() if p.requires_grad and id(p) not in taken]
+    taken |= {id(p) for p in fresh}
+    groups = [{"params": [p for p in model.backbone.parameters() if p.requires_grad and id(p) not in taken]}]
+    for params, lr in ((fresh, augmenter_lr), (retriever_params, retriever_lr)):
+        if params:
+            groups.append({"params": params, **({"lr": lr} if lr is not None else {})})
     return groups
 
 
