@@ -89,6 +89,21 @@ class Backbone(nn.Module):
         aug = aug.to(h.dtype)
         return self.aug_proj(torch.cat([h, aug], dim=-1)) + h * self.aug_scale(aug)
 
+    def fusion_parameters(self) -> list[nn.Parameter]:
+        """The aug fusion's weights (none without aug): the part of an augmented backbone Base never had."""
+        return [p for m in (self.aug_proj, self.aug_scale) if m is not None for p in m.parameters()]
+
+    @torch.no_grad()
+    def fuse_as_identity(self) -> None:
+        """Make the fusion return h_i whatever the aug, so the model scores exactly as its Base counterpart."""
+        if self.aug_proj is None:
+            return
+        self.aug_proj.weight.zero_()
+        self.aug_proj.weight[:, : self.dim].copy_(torch.eye(self.dim))
+        self.aug_proj.bias.zero_()
+        self.aug_scale.weight.zero_()
+        self.aug_scale.bias.zero_()
+
     def recent(self, history: Tensor) -> Tensor:
         """The model's own tail of a left-padded history (the data may carry a longer one)."""
         return history[:, -self.history_len:]

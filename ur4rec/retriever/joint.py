@@ -5,9 +5,10 @@ The model is `AugmentedRecommender(backbone(aug_dim=A), augmenter)`, trained by 
 else — data, early stopping on validation, DVCLive, resume, checkpoints, evaluation — is the Base run's.
 
 Warm start (`retriever.joint.warm_start`, default on, for every augmented variant alike): the backbone starts
-from its Base checkpoint and the fusion layer `[h_i ; aug] → d` starts as the identity on h_i with zero weight
-on aug, so the augmented model starts exactly as Base and learns how much of the augmentation to use. The
-pre-trained retriever was aligned to those very h_i, which is why the paper pre-trains on the trained Base.
+from its Base checkpoint and the fusion (`Backbone.fuse_as_identity`) returns h_i whatever the aug, so the
+augmented model starts exactly as Base and learns how much of the augmentation to use. The pre-trained
+retriever was aligned to those very h_i, which is why the paper pre-trains on the trained Base. The backbone then
+fine-tunes at the loop's lr (`backbone_lr`), the fresh parts and the retriever at their own (`param_groups`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from ur4rec.models.base import Backbone
 from ur4rec.retriever.augment import AugmentedRecommender
 from ur4rec.retriever.build import build_augmenter, count_users
 from ur4rec.retriever.config import retriever_config
@@ -50,7 +51,7 @@ def variant_factory(variant: str, training: bool):
     return factory
 
 
-def warm_start(backbone: nn.Module, base_checkpoint: Path) -> list[str]:
+def warm_start(backbone: Backbone, base_checkpoint: Path) -> list[str]:
     """Copy every Base tensor whose name and shape match; make the aug fusion start as the identity on h_i.
 
     Returns the names of the backbone tensors that were not copied (the fusion layer, at least).
@@ -62,16 +63,7 @@ def warm_start(backbone: nn.Module, base_checkpoint: Path) -> list[str]:
     fresh = [k for k, v in state.items() if k not in base or base[k].shape != v.shape]
     state.update({k: base[k] for k in state if k not in fresh})
     backbone.load_state_dict(state)
-    fusion, scale = getattr(backbone, "aug_proj", None), getattr(backbone, "aug_scale", None)
-    if isinstance(fusion, nn.Linear):
-        with torch.no_grad():
-            d = fusion.out_features
-            fusion.weight.zero_()
-            fusion.weight[:, :d].copy_(torch.eye(d))
-            fusion.bias.zero_()
-            if isinstance(scale, nn.Linear):
-                scale.weight.zero_()
-                scale.bias.zero_()
+    backbone.fuse_as_identity()
     return fresh
 
 
@@ -79,17 +71,18 @@ def param_groups(model: AugmentedRecommender, augmenter_lr: float | None, retrie
     """AdamW groups: the warm-started backbone at the loop's lr; the fresh parts (the aug fusion, KAR's adaptor)
     at `augmenter_lr`; the UR4Rec retriever, BERT-initialised and pre-trained, at `retriever_lr` (the rates
     that fine-tune a BERT layer are an order below those that train a fresh MLP). None: the loop's lr."""
-    fusion = [m for m in (getattr(model.backbone, n, None) for n in ("aug_proj", "aug_scale")) if m is not None]
     retriever = getattr(model.augmenter, "retriever", None)
-    retriever_params = [p for p in retriever.parameters() if p.requires_grad] if retriever is not None else []
-    taken = {id(p) for p in retriever_params}
-    fresh = [p for m in (*fusion, model.augmenter) for p in m.parameters() if p.requires_grad and id(p) not in taken]
-    taken |= {id(p) for p in fresh}
-    groups = [{"params": [p for p in model.backbone.parameters() if p.requires_grad and id(p) not in taken]}]
-    for params, lr in ((fresh, augmenter_lr), (retriever_params, retriever_lr)):
-        if params:
-            groups.append({"params": params, **({"lr": lr} if lr is not None else {})})
+    slow = _trainable(retriever.parameters()) if retriever is not None else []
+    slow_ids = {id(p) for p in slow}
+    fresh = _trainable([*model.backbone.fusion_parameters(), *model.augmenter.parameters()], skip=slow_ids)
+    groups = [{"params": _trainable(model.backbone.parameters(), skip={id(p) for p in fresh})}]
+    groups += [{"params": params, **({"lr": lr} if lr is not None else {})}
+               for params, lr in ((fresh, augmenter_lr), (slow, retriever_lr)) if params]
     return groups
+
+
+def _trainable(params, skip: set[int] = frozenset()) -> list[nn.Parameter]:
+    return [p for p in params if p.requires_grad and id(p) not in skip]
 
 
 def history_len(params: Mapping[str, Any], backbone: str, backbone_history: int) -> int:
