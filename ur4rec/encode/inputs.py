@@ -16,10 +16,11 @@ import pyarrow.parquet as pq
 from ur4rec.encode.config import GENERATION_STATUSES, EncoderConfig
 from ur4rec.encode.policy import Generations, classify
 from ur4rec.encode.texts import item_texts, user_texts
+from ur4rec.errors import UserError
 from ur4rec.paths import DatasetPaths
 
 
-class EncodeInputError(ValueError):
+class EncodeInputError(UserError, ValueError):
     """An input file is missing or breaks its contract; the message names the file and the id."""
 
 

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import torch
 
 from ur4rec.encode.shards import ShardReader, chunk_bounds, rows_per_shard, write_shard
+from ur4rec.errors import UserError
 from ur4rec.io import atomic_dir, write_json, write_parquet
 
 KINDS = ("user_pref", "item_know", "user_text", "item_text")
@@ -29,7 +30,7 @@ _DTYPE_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "b
 _NAME_DTYPES = {v: k for k, v in _DTYPE_NAMES.items()}
 
 
-class StoreError(ValueError):
+class StoreError(UserError, ValueError):
     """The store on disk is inconsistent or asked for something it does not hold; the message says what."""
 
 

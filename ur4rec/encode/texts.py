@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping, Sequence
 
+from ur4rec.errors import UserError
 
-class TextInputError(ValueError):
+
+class TextInputError(UserError, ValueError):
     """An input table refers to something that does not exist; the message names the table and ids."""
 
 

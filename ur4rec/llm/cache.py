@@ -23,6 +23,7 @@ from typing import Any, Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ur4rec.errors import UserError
 from ur4rec.io import write_parquet
 
 SCHEMA = pa.schema(
@@ -43,7 +44,7 @@ SCHEMA = pa.schema(
 )
 
 
-class CacheError(RuntimeError):
+class CacheError(UserError, RuntimeError):
     """A shard cannot be read; the message names it."""
 
 

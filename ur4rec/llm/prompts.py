@@ -22,10 +22,12 @@ import jinja2
 import jinja2.sandbox
 import yaml
 
+from ur4rec.errors import UserError
+
 Messages = tuple[Mapping[str, str], ...]
 
 
-class TemplateError(ValueError):
+class TemplateError(UserError, ValueError):
     """A template file is malformed or refers to a variable that is not provided; names the file."""
 
 

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import torch
 from torch import Tensor
 
+from ur4rec.errors import UserError
 from ur4rec.train.padding import pad_lists
 
 COLUMNS = ["sample_id", "user_id", "target", "history", "candidates", "target_pos"]
@@ -44,7 +45,7 @@ class RerankBatch:
         return out
 
 
-class SampleError(ValueError):
+class SampleError(UserError, ValueError):
     """A prepared sample breaks the contract; the message names the file and sample_id."""
 
 

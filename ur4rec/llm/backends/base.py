@@ -12,12 +12,13 @@ import abc
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
+from ur4rec.errors import UserError
 from ur4rec.llm.config import LLMConfig
 from ur4rec.llm.models import ResolvedModel
 from ur4rec.llm.prompts import Messages
 
 
-class GenerationError(RuntimeError):
+class GenerationError(UserError, RuntimeError):
     """The engine could not run; the message says which setting to change."""
 
 
