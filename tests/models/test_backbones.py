@@ -7,12 +7,13 @@ import torch
 
 from tests.models.conftest import BACKBONES, N_CATEGORIES, N_ITEMS, TINY, make_batch
 from ur4rec.config import ParamsError
+from ur4rec.models.catalog import ItemCatalog
 from ur4rec.models import Backbone, build, lookup, names
 
 
 def tiny(name: str, item_categories: torch.Tensor, aug_dim: int = 0) -> Backbone:
     torch.manual_seed(0)
-    return build(name, TINY[name], N_ITEMS, N_CATEGORIES, item_categories, aug_dim).eval()
+    return build(name, TINY[name], ItemCatalog(N_ITEMS, N_CATEGORIES, item_categories), aug_dim).eval()
 
 
 def test_registry_knows_the_five_backbones():
@@ -24,11 +25,11 @@ def test_registry_knows_the_five_backbones():
 
 def test_config_typos_are_errors(item_categories):
     with pytest.raises(ParamsError, match=r"backbone.prm: unknown parameter\(s\) \['head'\]"):
-        build("prm", {"head": 4}, N_ITEMS, N_CATEGORIES, item_categories)
+        build("prm", {"head": 4}, ItemCatalog(N_ITEMS, N_CATEGORIES, item_categories))
 
 
 def test_default_history_lengths_follow_the_paper(item_categories):
-    lengths = {n: build(n, {}, N_ITEMS, N_CATEGORIES, item_categories).history_len for n in BACKBONES}
+    lengths = {n: build(n, {}, ItemCatalog(N_ITEMS, N_CATEGORIES, item_categories)).history_len for n in BACKBONES}
     assert lengths == {"dlcm": 10, "prm": 10, "setrank": 10, "gru4rec": 150, "sasrec": 150}
 
 
@@ -101,8 +102,8 @@ def test_history_matters(name, item_categories):
 @pytest.mark.parametrize("inducing_points", [4, 0])
 def test_setrank_is_permutation_equivariant(inducing_points, item_categories):
     torch.manual_seed(0)
-    model = build("setrank", {**TINY["setrank"], "inducing_points": inducing_points}, N_ITEMS, N_CATEGORIES,
-                  item_categories).eval()
+    model = build("setrank", {**TINY["setrank"], "inducing_points": inducing_points}, ItemCatalog(N_ITEMS, N_CATEGORIES,
+                  item_categories)).eval()
     batch = make_batch(b=3, n_candidates=10)
     perm = torch.randperm(10)
     permuted = make_batch(b=3, n_candidates=10)
@@ -156,4 +157,4 @@ def test_item_features_combine_id_and_categories(item_categories):
     expected = items.ids(ids) + (items.categories(cats) * present).sum(1) / present.sum(1).clamp(min=1)
     assert torch.allclose(model.item_repr(ids), expected)
     with pytest.raises(ValueError, match="item_categories must be"):
-        build("dlcm", TINY["dlcm"], N_ITEMS + 1, N_CATEGORIES, item_categories)
+        build("dlcm", TINY["dlcm"], ItemCatalog(N_ITEMS + 1, N_CATEGORIES, item_categories))

@@ -10,7 +10,7 @@ import torch
 
 from ur4rec.io import write_parquet
 from ur4rec.train.batch import RerankData, SampleError
-from ur4rec.train.catalog import ItemCatalog
+from ur4rec.train.catalog import read_catalog
 
 SCHEMA = {"sample_id": pl.Int64, "user_id": pl.Int64, "target": pl.Int64, "history": pl.List(pl.Int64),
           "candidates": pl.List(pl.Int64), "target_pos": pl.Int64}
@@ -69,9 +69,9 @@ def test_catalog_reads_categories_and_checks_dense_ids(tmp_path):
     items = pl.DataFrame({"item_id": [2, 1, 3], "category_ids": [[3], [1, 2], []]},
                          schema={"item_id": pl.Int64, "category_ids": pl.List(pl.Int64)})
     write_parquet(tmp_path / "items.parquet", items)
-    catalog = ItemCatalog.from_parquet(tmp_path / "items.parquet")
+    catalog = read_catalog(tmp_path / "items.parquet")
     assert (catalog.n_items, catalog.n_categories) == (3, 3)
     assert catalog.item_categories.tolist() == [[0, 0], [1, 2], [3, 0], [0, 0]]
     write_parquet(tmp_path / "gap.parquet", items.with_columns(pl.Series("item_id", [1, 2, 4])))
-    with pytest.raises(ValueError, match="gap.parquet: item ids must be dense 1..3; found item_id 4"):
-        ItemCatalog.from_parquet(tmp_path / "gap.parquet")
+    with pytest.raises(ValueError, match="gap.parquet: item ids must be dense 1..3; item_id 4 is out of place"):
+        read_catalog(tmp_path / "gap.parquet")

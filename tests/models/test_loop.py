@@ -17,7 +17,7 @@ from ur4rec.eval.metrics import score_metric
 from ur4rec.models import build
 from ur4rec.train import loop
 from ur4rec.train.batch import RerankData
-from ur4rec.train.catalog import ItemCatalog
+from ur4rec.train.catalog import read_catalog
 from ur4rec.train.checkpoint import load_weights
 from ur4rec.train.config import TrainConfig
 from ur4rec.train.loop import fit, labels_of, predict
@@ -28,9 +28,9 @@ CFG = TrainConfig(epochs=3, patience=2, batch_size=64, lr=3e-3, progress=False, 
 
 def setup(prepared_dir: Path, name: str = "dlcm"):
     prepared = prepared_dir / "clusters" / "prepared"
-    catalog = ItemCatalog.from_parquet(prepared / "items.parquet")
+    catalog = read_catalog(prepared / "items.parquet")
     torch.manual_seed(0)
-    model = build(name, TINY[name], catalog.n_items, catalog.n_categories, catalog.item_categories)
+    model = build(name, TINY[name], catalog)
     train, valid = (RerankData.from_parquet(prepared / f"{s}.parquet", model.history_len, catalog.n_items)
                     for s in ("train", "valid"))
     return model, train, valid

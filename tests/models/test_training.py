@@ -13,7 +13,7 @@ from tests.models.conftest import BACKBONES, TINY
 from ur4rec.eval.metrics import ndcg_at_k
 from ur4rec.models import build
 from ur4rec.train.batch import RerankData
-from ur4rec.train.catalog import ItemCatalog
+from ur4rec.train.catalog import read_catalog
 from ur4rec.train.config import TrainConfig
 from ur4rec.train.loop import fit, labels_of, predict
 
@@ -30,9 +30,9 @@ def expected_random_ndcg(n_candidates: int, k: int) -> float:
 @pytest.mark.parametrize("name", BACKBONES)
 def test_backbone_beats_random_on_held_out_users(name, prepared_dir: Path, tmp_path: Path):
     prepared = prepared_dir / "clusters" / "prepared"
-    catalog = ItemCatalog.from_parquet(prepared / "items.parquet")
+    catalog = read_catalog(prepared / "items.parquet")
     torch.manual_seed(0)
-    model = build(name, TINY[name], catalog.n_items, catalog.n_categories, catalog.item_categories)
+    model = build(name, TINY[name], catalog)
     split = {s: RerankData.from_parquet(prepared / f"{s}.parquet", model.history_len, catalog.n_items)
              for s in ("train", "valid", "test")}
     result = fit(model, split["train"], split["valid"], FAST, tmp_path)

@@ -1,7 +1,7 @@
 """The five reranking backbones, found by name (as RecBole finds its models): `build("sasrec", cfg, ...)`.
 
     from ur4rec.models import build, names
-    model = build("prm", params["backbone"]["prm"], n_items, n_categories, item_categories, aug_dim=0)
+    model = build("prm", prm_config, catalog, aug_dim=0)
 
 `cfg` is the backbone's params block (a mapping, checked against the backbone's config dataclass so a typo is
 an error) or an instance of that dataclass. Every model is a `Backbone`: see `ur4rec.models.base`.
@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, TypeVar
 
-from torch import Tensor
-
 from ur4rec.config import section
 from ur4rec.models.base import Backbone, BackboneConfig
+from ur4rec.models.catalog import ItemCatalog
 
 B = TypeVar("B", bound=type[Backbone])
 
@@ -55,19 +54,12 @@ def make_config(name: str, cfg: Mapping[str, Any] | BackboneConfig | None) -> Ba
     return section(cls.Config, cfg, where=f"backbone.{name}")
 
 
-def build(
-    name: str,
-    cfg: Mapping[str, Any] | BackboneConfig | None,
-    n_items: int,
-    n_categories: int,
-    item_categories: Tensor,
-    aug_dim: int = 0,
-) -> Backbone:
-    """Instantiate backbone `name`; `item_categories` is `[n_items + 1, K]` (0-padded category ids)."""
-    return lookup(name)(make_config(name, cfg), n_items, n_categories, item_categories, aug_dim)
+def build(name: str, cfg: Mapping[str, Any] | BackboneConfig | None, catalog: ItemCatalog, aug_dim: int = 0) -> Backbone:
+    """Instantiate backbone `name` over `catalog` (sizes, category ids, texts when the model reads them)."""
+    return lookup(name)(make_config(name, cfg), catalog, aug_dim)
 
 
 # Importing the modules registers them.
 from ur4rec.models import dlcm, gru4rec, prm, sasrec, setrank  # noqa: E402,F401
 
-__all__ = ["Backbone", "BackboneConfig", "REGISTRY", "build", "lookup", "make_config", "names", "register"]
+__all__ = ["Backbone", "BackboneConfig", "ItemCatalog", "REGISTRY", "build", "lookup", "make_config", "names", "register"]

@@ -18,6 +18,7 @@ from typing import ClassVar, Protocol
 import torch
 from torch import Tensor, nn
 
+from ur4rec.models.catalog import ItemCatalog
 from ur4rec.models.item_features import ItemFeatures
 
 
@@ -42,7 +43,7 @@ class Backbone(nn.Module):
     Config: ClassVar[type[BackboneConfig]] = BackboneConfig
     name: ClassVar[str] = ""
 
-    def __init__(self, cfg: BackboneConfig, n_items: int, n_categories: int, item_categories: Tensor, aug_dim: int = 0):
+    def __init__(self, cfg: BackboneConfig, catalog: ItemCatalog, aug_dim: int = 0):
         super().__init__()
         if aug_dim < 0:
             raise ValueError(f"aug_dim must be >= 0, got {aug_dim}")
@@ -50,7 +51,7 @@ class Backbone(nn.Module):
         self.dim = cfg.dim
         self.aug_dim = aug_dim
         self.history_len = cfg.history_len
-        self.items = ItemFeatures(n_items, n_categories, item_categories, cfg.dim)
+        self.items = ItemFeatures(catalog.n_items, catalog.n_categories, catalog.item_categories, cfg.dim)
         # Fusion of eq. 9: [h_i ; aug] -> dim, plus an aug-driven scaling of h_i's dimensions. The scaling is what
         # lets a user-level aug (the same for every candidate) change a dot-product ranking: the linear part alone
         # adds s_u . W a_u, a constant per user, which the softmax over candidates ignores.

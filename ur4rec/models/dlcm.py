@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from ur4rec.models import register
 from ur4rec.models.base import Backbone, BackboneConfig
+from ur4rec.models.catalog import ItemCatalog
 
 
 @dataclass
@@ -26,8 +27,8 @@ class DLCMConfig(BackboneConfig):
 class DLCM(Backbone):
     Config = DLCMConfig
 
-    def __init__(self, cfg: DLCMConfig, n_items: int, n_categories: int, item_categories: Tensor, aug_dim: int = 0):
-        super().__init__(cfg, n_items, n_categories, item_categories, aug_dim)
+    def __init__(self, cfg: DLCMConfig, catalog: ItemCatalog, aug_dim: int = 0):
+        super().__init__(cfg, catalog, aug_dim)
         d = cfg.dim
         self.inputs = nn.Sequential(nn.Linear(3 * d, d), nn.ELU())
         self.gru = nn.GRU(d, d, num_layers=cfg.layers, batch_first=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0)

@@ -16,6 +16,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from ur4rec.models import register
 from ur4rec.models.base import Backbone, BackboneConfig
+from ur4rec.models.catalog import ItemCatalog
 
 
 @dataclass
@@ -36,8 +37,8 @@ def right_align(x: Tensor, lengths: Tensor) -> Tensor:
 class GRU4Rec(Backbone):
     Config = GRU4RecConfig
 
-    def __init__(self, cfg: GRU4RecConfig, n_items: int, n_categories: int, item_categories: Tensor, aug_dim: int = 0):
-        super().__init__(cfg, n_items, n_categories, item_categories, aug_dim)
+    def __init__(self, cfg: GRU4RecConfig, catalog: ItemCatalog, aug_dim: int = 0):
+        super().__init__(cfg, catalog, aug_dim)
         d = cfg.dim
         self.gru = nn.GRU(d, d, num_layers=cfg.layers, batch_first=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0)
         self.out = nn.Linear(d, d)

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from ur4rec.models import register
 from ur4rec.models.base import Backbone, BackboneConfig
+from ur4rec.models.catalog import ItemCatalog
 from ur4rec.models.layers import Encoder
 
 
@@ -29,8 +30,8 @@ class PRMConfig(BackboneConfig):
 class PRM(Backbone):
     Config = PRMConfig
 
-    def __init__(self, cfg: PRMConfig, n_items: int, n_categories: int, item_categories: Tensor, aug_dim: int = 0):
-        super().__init__(cfg, n_items, n_categories, item_categories, aug_dim)
+    def __init__(self, cfg: PRMConfig, catalog: ItemCatalog, aug_dim: int = 0):
+        super().__init__(cfg, catalog, aug_dim)
         d = cfg.dim
         self.max_candidates = cfg.max_candidates
         self.inputs = nn.Linear(3 * d, d)

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from ur4rec.models import register
 from ur4rec.models.base import Backbone, BackboneConfig
+from ur4rec.models.catalog import ItemCatalog
 from ur4rec.models.layers import Encoder
 
 
@@ -41,8 +42,8 @@ def allowed_attention(history: Tensor) -> Tensor:
 class SASRec(Backbone):
     Config = SASRecConfig
 
-    def __init__(self, cfg: SASRecConfig, n_items: int, n_categories: int, item_categories: Tensor, aug_dim: int = 0):
-        super().__init__(cfg, n_items, n_categories, item_categories, aug_dim)
+    def __init__(self, cfg: SASRecConfig, catalog: ItemCatalog, aug_dim: int = 0):
+        super().__init__(cfg, catalog, aug_dim)
         self.position = nn.Embedding(cfg.history_len, cfg.dim)
         nn.init.normal_(self.position.weight, std=0.02)
         self.encoder = Encoder(cfg.dim, cfg.heads, cfg.layers, cfg.dropout)

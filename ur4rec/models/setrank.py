@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from ur4rec.models import register
 from ur4rec.models.base import Backbone, BackboneConfig
+from ur4rec.models.catalog import ItemCatalog
 from ur4rec.models.layers import Attention, FeedForward
 
 
@@ -62,8 +63,8 @@ class SetBlock(nn.Module):
 class SetRank(Backbone):
     Config = SetRankConfig
 
-    def __init__(self, cfg: SetRankConfig, n_items: int, n_categories: int, item_categories: Tensor, aug_dim: int = 0):
-        super().__init__(cfg, n_items, n_categories, item_categories, aug_dim)
+    def __init__(self, cfg: SetRankConfig, catalog: ItemCatalog, aug_dim: int = 0):
+        super().__init__(cfg, catalog, aug_dim)
         d = cfg.dim
         self.inputs = nn.Linear(3 * d, d)
         self.blocks = nn.ModuleList(SetBlock(d, cfg.heads, cfg.dropout, cfg.inducing_points) for _ in range(cfg.layers))

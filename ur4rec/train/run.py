@@ -27,7 +27,8 @@ from ur4rec.io import atomic_dir, write_json
 from ur4rec.models.base import Backbone, BackboneConfig
 from ur4rec.paths import DATA_ROOT, DatasetPaths
 from ur4rec.train.batch import RerankData
-from ur4rec.train.catalog import ItemCatalog
+from ur4rec.models.catalog import ItemCatalog
+from ur4rec.train.catalog import read_catalog
 from ur4rec.train.checkpoint import load_weights
 from ur4rec.train.config import TrainConfig
 from ur4rec.train.loop import FitResult, fit
@@ -69,8 +70,7 @@ class RunContext:
         return self.backbone_cfg.history_len
 
     def build_backbone(self, aug_dim: int = 0) -> Backbone:
-        c = self.catalog
-        return models.build(self.backbone, self.backbone_cfg, c.n_items, c.n_categories, c.item_categories, aug_dim)
+        return models.build(self.backbone, self.backbone_cfg, self.catalog, aug_dim)
 
     def load_split(self, split: str, history_len: int | None = None) -> RerankData:
         path = self.paths.prepared / f"{split}.parquet"
@@ -99,7 +99,7 @@ def run_context(dataset: str, backbone: str, variant: str, params: Mapping[str, 
     paths = DatasetPaths(dataset, root if root is not None else DATA_ROOT)
     block = backbone_block if backbone_block is not None else get_path(params, f"backbone.{backbone}")
     backbone_cfg = models.make_config(backbone, block)
-    catalog = ItemCatalog.from_parquet(paths.prepared / "items.parquet")
+    catalog = read_catalog(paths.prepared / "items.parquet")
     return RunContext(dataset, backbone, variant, params, backbone_cfg, train_config(params, backbone_cfg), catalog, paths)
 
 
