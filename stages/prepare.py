@@ -1,9 +1,7 @@
 """DVC stage `prepare@<dataset>`: data/raw/<dataset>/ -> data/<dataset>/prepared/."""
 
-import sys
-
-from ur4rec.config import load_params
-from ur4rec.data.prepare import prepare_dataset
+from ur4rec.runs import data
+from ur4rec.cli.boundary import stage_main
 
 if __name__ == "__main__":
-    prepare_dataset(load_params(), sys.argv[1])
+    stage_main(data.prepare, "DATASET")

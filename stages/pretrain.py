@@ -1,10 +1,14 @@
-"""DVC stage `pretrain@<dataset>-<backbone>-<variant>`: the retriever's pre-training (or its no-op marker)
--> data/<ds>/runs/<backbone>/<variant>/pretrain/."""
+"""DVC stage `pretrain@<dataset>-<backbone>-<variant>-<seed>`: the variant's retriever pre-training (or its
+no-op marker) -> data/<ds>/runs/<backbone>/<variant>/seed<k>/pretrain."""
 
-import sys
+from ur4rec.runs import training
+from ur4rec.runs.spec import RunSpec
+from ur4rec.cli.boundary import stage_main
 
-from ur4rec.config import load_params
-from ur4rec.retriever.pretrain import run_pretrain
+
+def pretrain(settings, dataset: str, backbone: str, variant: str, seed: str) -> None:
+    training.pretrain(settings, RunSpec(dataset, backbone, variant, int(seed)))
+
 
 if __name__ == "__main__":
-    run_pretrain(sys.argv[1], sys.argv[2], sys.argv[3], load_params())
+    stage_main(pretrain, "DATASET BACKBONE VARIANT SEED")

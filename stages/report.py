@@ -1,14 +1,13 @@
-"""DVC stage `report@<dataset>`: tables, paired t-tests and plots over every evaluated run.
+"""DVC stage `report@<dataset>`: tables, statistics and plots over every evaluated run -> data/report/<dataset>/."""
 
-Reads params: `backbones`, `variants`, `report`.
-"""
+from ur4rec.runs import reporting
+from ur4rec.cli.boundary import stage_main
 
-import sys
 
-from ur4rec.config import load_params
-from ur4rec.report.build import build_report
+def report(settings, dataset: str) -> None:
+    reporting.report(settings, dataset)
+    print(f"report written to data/report/{dataset}/results.md")
+
 
 if __name__ == "__main__":
-    dataset = sys.argv[1]
-    build_report(dataset, load_params())
-    print(f"report written to data/report/{dataset}/results.md")
+    stage_main(report, "DATASET")

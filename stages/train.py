@@ -1,9 +1,13 @@
-"""DVC stage `train@<dataset>-<backbone>`: prepared samples -> data/<ds>/runs/<backbone>/base/{train,dvclive}."""
+"""DVC stage `train@<dataset>-<backbone>-<seed>`: the Base run -> data/<ds>/runs/<backbone>/base/seed<k>/train."""
 
-import sys
+from ur4rec.runs import training
+from ur4rec.runs.spec import RunSpec
+from ur4rec.cli.boundary import stage_main
 
-from ur4rec.config import load_params
-from ur4rec.train.run import train_base
+
+def train_base(settings, dataset: str, backbone: str, seed: str) -> None:
+    training.train(settings, RunSpec(dataset, backbone, None, int(seed)))
+
 
 if __name__ == "__main__":
-    train_base(sys.argv[1], sys.argv[2], load_params())
+    stage_main(train_base, "DATASET BACKBONE SEED")

@@ -1,10 +1,14 @@
-"""DVC stage `train_aug@<dataset>-<backbone>-<variant>`: joint training of an augmented variant
--> data/<ds>/runs/<backbone>/<variant>/{train,dvclive}."""
+"""DVC stage `train_aug@<dataset>-<backbone>-<variant>-<seed>`: joint training of an augmented arm (or the
+matched control) -> data/<ds>/runs/<backbone>/<variant>/seed<k>/train."""
 
-import sys
+from ur4rec.runs import training
+from ur4rec.runs.spec import RunSpec
+from ur4rec.cli.boundary import stage_main
 
-from ur4rec.config import load_params
-from ur4rec.retriever.joint import train_variant
+
+def train_arm(settings, dataset: str, backbone: str, variant: str, seed: str) -> None:
+    training.train(settings, RunSpec(dataset, backbone, variant, int(seed)))
+
 
 if __name__ == "__main__":
-    train_variant(sys.argv[1], sys.argv[2], sys.argv[3], load_params())
+    stage_main(train_arm, "DATASET BACKBONE VARIANT SEED")

@@ -12,6 +12,7 @@ from ur4rec.train.batch import RerankBatch
 
 N_ITEMS, N_CATEGORIES = 30, 5
 BACKBONES = ["dlcm", "prm", "setrank", "gru4rec", "sasrec"]
+RERANKERS = ["dlcm", "prm", "setrank"]
 # Small, fast versions of each backbone (the defaults' structure at width 16).
 TINY = {
     "dlcm": {"dim": 16},

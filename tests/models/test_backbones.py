@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.models.conftest import BACKBONES, N_CATEGORIES, N_ITEMS, TINY, make_batch
+from tests.models.conftest import RERANKERS, BACKBONES, N_CATEGORIES, N_ITEMS, TINY, make_batch
 from ur4rec.config import ParamsError
 from ur4rec.models.catalog import ItemCatalog
 from ur4rec.models import Backbone, build, lookup, names
@@ -89,14 +89,29 @@ def test_left_padding_does_not_change_scores(name, item_categories):
     assert torch.allclose(model(batch), model(short), atol=1e-5)
 
 
-@pytest.mark.parametrize("name", BACKBONES)
-def test_history_matters(name, item_categories):
-    model = tiny(name, item_categories)
-    batch = make_batch(b=3)
+def _other_history(batch):
     other = make_batch(b=3)
     other.history = make_batch(b=3, seed=9).history
     other.history[:, -1] = (batch.history[:, -1] % N_ITEMS) + 1
-    assert not torch.allclose(model(batch), model(other))
+    return other
+
+
+@pytest.mark.parametrize("name", ["gru4rec", "sasrec"])
+def test_sequential_models_read_the_history(name, item_categories):
+    model = tiny(name, item_categories)
+    batch = make_batch(b=3)
+    assert not torch.allclose(model(batch), model(_other_history(batch)))
+
+
+@pytest.mark.parametrize("name", RERANKERS)
+def test_rerankers_read_the_history_only_when_asked(name, item_categories):
+    """History-blind by default (the paper's and KAR's setting: the user enters through the augmentation)."""
+    batch = make_batch(b=3)
+    blind = tiny(name, item_categories)
+    assert torch.equal(blind(batch), blind(_other_history(batch)))
+    torch.manual_seed(0)
+    aware = build(name, {**TINY[name], "user_history": True}, ItemCatalog(N_ITEMS, N_CATEGORIES, item_categories)).eval()
+    assert not torch.allclose(aware(batch), aware(_other_history(batch)))
 
 
 @pytest.mark.parametrize("inducing_points", [4, 0])

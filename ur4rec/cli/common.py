@@ -1,36 +1,28 @@
-"""Options every stage command shares: `--params FILE` and repeated `-S key.path=value`."""
+"""Options every command shares: `--params FILE` and repeated `-S key.path=value`, read into checked Settings."""
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from ur4rec.config import DEFAULT_PARAMS, ParamsError, load_params
+from ur4rec.config import DEFAULT_PARAMS
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="Parameter file to read.", show_default=True)]
 SetOpt = Annotated[
     Optional[list[str]],
     typer.Option("-S", "--set", help="Override one parameter, e.g. -S train.lr=1e-3 (repeatable; value is YAML)."),
 ]
+DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="Dataset name (a key of `dataset:` in params).")]
+BackboneOpt = Annotated[str, typer.Option("--backbone", "-b", help="A key of `backbone:` in params, e.g. prm.")]
+VariantOpt = Annotated[Optional[str], typer.Option(
+    "--variant", "-v", help="A key of `variant:` (control, llm, kar, ur4rec, ...); omit for the Base run.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="The run's seed (one of `seeds:` for DVC's runs).")]
 
 
-def read_params(params: Path = DEFAULT_PARAMS, sets: list[str] | None = None) -> dict[str, Any]:
-    """Load params for a command, turning a params error into a clean CLI error."""
-    try:
-        return load_params(params, sets or [])
-    except ParamsError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+def read_settings(params: Path = DEFAULT_PARAMS, sets: list[str] | None = None):
+    """Load and check the whole params file (a problem is one `error:` line naming the key)."""
+    from ur4rec.runs.settings import load_settings
 
-
-@contextlib.contextmanager
-def user_errors(*kinds: type[BaseException]) -> Iterator[None]:
-    """Turn expected failures (missing inputs, bad data) into one `error: ...` line and exit code 1,
-    instead of a traceback."""
-    try:
-        yield
-    except kinds as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    return load_settings(params, sets or [])

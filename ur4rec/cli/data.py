@@ -8,11 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from ur4rec.cli import app
-from ur4rec.cli.common import ParamsOpt, SetOpt, read_params, user_errors
+from ur4rec.cli.app import app
+from ur4rec.cli.common import DatasetOpt, ParamsOpt, SetOpt, read_settings
 from ur4rec.config import DEFAULT_PARAMS
-
-DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="Dataset name (a key of `dataset` in params).")]
 
 
 @app.command()
@@ -23,10 +21,9 @@ def fetch(
     sets: SetOpt = None,
 ) -> None:
     """Put a dataset's raw files in place: copy from a fetch.mirrors folder, else download and verify."""
-    from ur4rec.data.fetch import FetchError, fetch_from_params
+    from ur4rec.runs.data import fetch as run_fetch
 
-    with user_errors(FetchError, ValueError):
-        fetch_from_params(read_params(params, sets), dataset, out)
+    typer.echo(run_fetch(read_settings(params, sets), dataset, out))
 
 
 @app.command()
@@ -37,10 +34,9 @@ def prepare(
     params: ParamsOpt = DEFAULT_PARAMS,
     sets: SetOpt = None,
 ) -> None:
-    """Turn raw files into leak-free reranking samples (items, users, interactions, splits, stats.json)."""
-    from ur4rec.data.prepare import prepare_dataset
+    """Turn raw files into leak-free reranking lists (items, users, interactions, splits, stats.json)."""
+    from ur4rec.runs.data import prepare as run_prepare
 
-    with user_errors(FileNotFoundError, ValueError):
-        stats = prepare_dataset(read_params(params, sets), dataset, raw_dir, out)
+    stats = run_prepare(read_settings(params, sets), dataset, raw_dir, out)
     summary = {k: stats[k] for k in ("users", "items", "interactions", "samples", "skipped_lines")}
     typer.echo(json.dumps(summary))

@@ -8,7 +8,9 @@ import shutil
 
 import typer
 
-from ur4rec.cli import app
+from ur4rec.cli.app import app
+from ur4rec.cli.common import ParamsOpt, SetOpt
+from ur4rec.config import DEFAULT_PARAMS
 
 
 def _version(dist: str) -> str | None:
@@ -51,11 +53,26 @@ def collect() -> list[tuple[str, bool, str]]:
     return rows
 
 
+def check_params(params, sets) -> tuple[str, bool, str]:
+    """The whole params file, parsed and cross-checked as every stage does before it starts."""
+    from ur4rec.errors import UserError
+    from ur4rec.runs.settings import load_settings
+
+    try:
+        s = load_settings(params, sets or [])
+    except UserError as exc:
+        return (f"params ({params})", False, str(exc))
+    return (f"params ({params})", True, f"{len(s.datasets)} dataset(s), {len(s.backbones)} backbone(s), "
+            f"{len(s.variants)} variant(s), seeds {s.seeds}")
+
+
 @app.command()
-def doctor() -> None:
-    """Report what this machine can run: torch, CUDA, vLLM, packaged models, free disk."""
-    rows = collect()
+def doctor(params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
+    """Report what this machine can run (torch, CUDA, vLLM, packaged models, free disk) and check the params."""
+    rows = collect() + [check_params(params, sets)]
     width = max(len(name) for name, _, _ in rows)
     for name, ok, detail in rows:
         mark = typer.style("ok ", fg="green") if ok else typer.style("-- ", fg="yellow")
         typer.echo(f"{mark} {name:<{width}}  {detail}")
+    if not rows[-1][1]:
+        raise typer.Exit(1)

@@ -1,29 +1,20 @@
-"""CLI commands for the encode part of the pipeline."""
+"""CLI command for the encode stage."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
-from ur4rec.cli import app
-from ur4rec.cli.common import ParamsOpt, SetOpt, read_params
-from ur4rec.config import DEFAULT_PARAMS, ParamsError
+from ur4rec.cli.app import app
+from ur4rec.cli.common import DatasetOpt, ParamsOpt, SetOpt, read_settings
+from ur4rec.config import DEFAULT_PARAMS
 
 
 @app.command()
-def encode(
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name, e.g. ml-100k.")],
-    params: ParamsOpt = DEFAULT_PARAMS,
-    sets: SetOpt = None,
-) -> None:
+def encode(dataset: DatasetOpt, params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
     """Encode LLM preferences/knowledge and raw texts with the frozen encoder into data/<dataset>/emb/."""
-    from ur4rec.encode.encode import encode_dataset
+    from ur4rec.runs.texts import encode as run_encode
 
-    try:
-        report = encode_dataset(dataset, read_params(params, sets))
-    except ParamsError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    report = run_encode(read_settings(params, sets), dataset)
     texts = report["texts"]
     typer.echo(
         f"{dataset}: {texts['unique']} distinct texts, {texts['encoded']} encoded, {texts['cache_hits']} from cache "

@@ -16,9 +16,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from ur4rec.cli import app
-from ur4rec.cli.common import ParamsOpt, SetOpt, read_params
-from ur4rec.config import DEFAULT_PARAMS, ParamsError
+from ur4rec.cli.app import app
+from ur4rec.cli.common import DatasetOpt, ParamsOpt, SetOpt, read_settings
+from ur4rec.config import DEFAULT_PARAMS
 
 cache_app = typer.Typer(help="The shared LLM output cache (data/cache/llm): stats, compact, push, pull.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
@@ -27,22 +27,11 @@ RemoteOpt = Annotated[Optional[str], typer.Option("--remote", "-r", help="DVC re
 
 
 @app.command()
-def generate(
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name, e.g. ml-100k.")],
-    params: ParamsOpt = DEFAULT_PARAMS,
-    sets: SetOpt = None,
-) -> None:
+def generate(dataset: DatasetOpt, params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
     """Generate user preferences and item knowledge for a dataset into data/<dataset>/llm/."""
-    from ur4rec.llm.backends import GenerationError
-    from ur4rec.llm.generate import generate_dataset
+    from ur4rec.runs.texts import generate as run_generate
 
-    try:
-        summary = generate_dataset(read_params(params, sets), dataset)
-    except ParamsError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    except GenerationError as exc:
-        typer.secho(str(exc), fg="red", err=True)
-        raise typer.Exit(1) from exc
+    summary = run_generate(read_settings(params, sets), dataset)
     typer.echo(
         f"{dataset}: {summary['unique_prompts']} prompts, {summary['cache_hits']} cached, {summary['generated']} "
         f"generated ({summary['output_tokens_per_s']} tok/s); statuses {json.dumps(summary['status'])}"
@@ -50,13 +39,9 @@ def generate(
 
 
 def _cache(params: Path, sets: list[str] | None):
-    from ur4rec.llm.config import llm_config
     from ur4rec.llm.generate import llm_cache
 
-    try:
-        return llm_cache(llm_config(read_params(params, sets)))
-    except ParamsError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    return llm_cache(read_settings(params, sets).llm)
 
 
 @cache_app.command("stats")

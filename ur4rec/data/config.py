@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Union
 
 from ur4rec.config import ParamsError, get_path, section
 
@@ -22,16 +22,34 @@ class DatasetConfig:
     category: Optional[str] = None  # amazon2018: which <Category>_5.json + meta_<Category>.json.gz
     min_rating: float = 0.0  # keep interactions rated >= this; unrated interactions are always kept
     k_core: int = 5
+    prepare: dict[str, Any] = field(default_factory=dict)  # this dataset's overrides of the `prepare:` section
+
+
+PROTOCOLS = ("last", "kar")
+HISTORY_CUTS = ("before_targets", "none")
 
 
 @dataclass(frozen=True)
 class PrepareConfig:
+    """How users become reranking lists and what the LLM may see of them (see `ur4rec.data.samples`).
+
+    `protocol: last`: the last `eval_samples_per_user` interactions of each valid/test user and the last
+    `train_samples_per_user` (or `all`) of each training user become lists; no target comes before a user's
+    first `llm_history_len` interactions, and the LLM sees the `llm_history_len` items just before the user's
+    earliest target. `protocol: kar` (KAR's): the LLM sees the first half of each sequence (at most
+    `kar_llm_history_max` items) and every later interaction is a list, for every split.
+    """
+
     seed: int = 42
     split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     n_candidates: int = 100
     history_len: int = 150
-    train_samples_per_user: int = 3
-    llm_history_len: int = 20
+    protocol: str = "last"
+    train_samples_per_user: Union[int, str] = 20  # an int, or "all"
+    eval_samples_per_user: int = 10
+    llm_history_len: int = 10
+    kar_llm_history_max: int = 30
+    llm_history_cut: str = "before_targets"  # none: the LLM sees the whole sequence (LEAKY, diagnostic only)
     on_bad_line: str = "error"  # error | skip
     duplicates: str = "earliest"  # earliest | latest: which of a repeated (user, item) pair is kept
 
@@ -40,9 +58,18 @@ class PrepareConfig:
             raise ParamsError(f"prepare.split must be three non-negative fractions, got {self.split}")
         if self.n_candidates < 2:
             raise ParamsError(f"prepare.n_candidates must be >= 2, got {self.n_candidates}")
-        for name in ("history_len", "train_samples_per_user", "llm_history_len"):
+        for name in ("history_len", "llm_history_len", "kar_llm_history_max"):
             if getattr(self, name) < 0:
                 raise ParamsError(f"prepare.{name} must be >= 0, got {getattr(self, name)}")
+        if self.eval_samples_per_user < 1:
+            raise ParamsError(f"prepare.eval_samples_per_user must be >= 1, got {self.eval_samples_per_user}")
+        per_train = self.train_samples_per_user
+        if not (per_train == "all" or (isinstance(per_train, int) and not isinstance(per_train, bool) and per_train >= 1)):
+            raise ParamsError(f"prepare.train_samples_per_user must be an integer >= 1 or 'all', got {per_train!r}")
+        if self.protocol not in PROTOCOLS:
+            raise ParamsError(f"prepare.protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+        if self.llm_history_cut not in HISTORY_CUTS:
+            raise ParamsError(f"prepare.llm_history_cut must be one of {HISTORY_CUTS}, got {self.llm_history_cut!r}")
         if self.on_bad_line not in ("error", "skip"):
             raise ParamsError(f"prepare.on_bad_line must be 'error' or 'skip', got {self.on_bad_line!r}")
         if self.duplicates not in ("earliest", "latest"):

@@ -14,15 +14,13 @@ import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
-from typing import Any, Mapping
 
 from tqdm import tqdm
 
-from ur4rec.data.config import DatasetConfig, FetchConfig, dataset_config, fetch_config
+from ur4rec.data.config import DatasetConfig, FetchConfig
 from ur4rec.data.registry import FileSpec, Source, missing_files, raw_format
 from ur4rec.errors import UserError
 from ur4rec.io import atomic_dir
-from ur4rec.paths import DatasetPaths
 
 CHUNK = 1 << 20
 
@@ -116,8 +114,3 @@ def offline_message(name: str, dataset: DatasetConfig, fetch: FetchConfig, specs
 
 def _listing(folder: Path) -> str:
     return ", ".join(sorted(p.name for p in folder.iterdir()))
-
-
-def fetch_from_params(params: Mapping[str, Any], name: str, dest: Path | None = None) -> Path:
-    """The fetch stage: raw files of dataset `name` into `dest` (default `data/raw/<name>/`)."""
-    return fetch_dataset(name, dataset_config(params, name), fetch_config(params), Path(dest or DatasetPaths(name).raw))

@@ -1,15 +1,27 @@
-"""Reranking samples from chronological user sequences, and the history the LLM may see.
+"""Reranking targets from chronological user sequences, and the history the LLM may see.
 
-Chronological order is the total order (timestamp, item id); "before" always means earlier in that order, so
-a sample's history and a user's LLM history never contain its target or anything after it.
+Chronological order is the total order (timestamp, item id); "before" always means earlier in that order. A
+user's sequence has positions 0..n-1; the targets are positions `first..stop-1`, and the LLM window is
+positions `llm_start..llm_end-1`. With `llm_history_cut: before_targets` the window ends at `first`, so no
+target and nothing after it reaches the LLM; a sample's model history is the items just before its target.
+
+Protocols (`prepare.protocol`):
+- `last`: valid/test users' last `eval_samples_per_user` interactions and training users' last
+  `train_samples_per_user` (or all) become targets, never before position `llm_history_len` (nor 1); the LLM
+  sees the `llm_history_len` items just before the earliest target. A user too short for that has no target.
+- `kar` (KAR's): the LLM sees the first half of the sequence (at most `kar_llm_history_max` items) and every
+  later interaction is a target, in every split.
+With `llm_history_cut: none` (the LEAKY diagnostic) the window runs on to the end of the sequence: the LLM
+sees the clean window plus every target, and nothing else changes.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
-SAMPLE_COLUMNS = ["sample_id", "user_id", "split", "position", "target", "history"]
-
+from ur4rec.data.config import PrepareConfig
 
 def user_sequences(interactions: pl.DataFrame, splits: pl.DataFrame) -> pl.DataFrame:
     """One row per user: `items`, `ratings` in chronological order and the user's `split`.
@@ -22,47 +34,69 @@ def user_sequences(interactions: pl.DataFrame, splits: pl.DataFrame) -> pl.DataF
     return seqs.join(splits, on="user_id", how="left").sort("user_id")
 
 
-def target_positions(seqs: pl.DataFrame, train_samples_per_user: int) -> pl.DataFrame:
-    """Add `first`, `stop`: targets are positions first..stop-1 of each sequence.
-
-    Valid/test users: only the last interaction. Train users: each of the last N. A target needs at least one
-    history item, so position 0 is never a target.
-    """
+def target_positions(seqs: pl.DataFrame, cfg: PrepareConfig) -> pl.DataFrame:
+    """Add `first`, `stop` (targets are positions first..stop-1) and `llm_start`, `llm_end` (the LLM window)."""
     n = pl.col("items").list.len().cast(pl.Int64)  # signed: n - N must not wrap around
-    per_user = pl.when(pl.col("split") == "train").then(pl.lit(train_samples_per_user)).otherwise(pl.lit(1))
-    first = pl.max_horizontal(n - per_user, pl.lit(1))
-    return seqs.with_columns(first=first, stop=pl.max_horizontal(n, first))
+    if cfg.protocol == "kar":
+        llm_end = pl.min_horizontal(n // 2, pl.lit(cfg.kar_llm_history_max))
+        first = pl.max_horizontal(llm_end, pl.lit(1))
+        llm_start = pl.lit(0, dtype=pl.Int64)
+    else:
+        per_train = None if cfg.train_samples_per_user == "all" else int(cfg.train_samples_per_user)
+        train_first = pl.lit(0, dtype=pl.Int64) if per_train is None else n - per_train
+        first_wanted = pl.when(pl.col("split") == "train").then(train_first).otherwise(n - cfg.eval_samples_per_user)
+        first = pl.max_horizontal(first_wanted, pl.lit(cfg.llm_history_len), pl.lit(1))
+        llm_end = pl.min_horizontal(first, n)
+        llm_start = pl.max_horizontal(llm_end - cfg.llm_history_len, pl.lit(0))
+    out = seqs.with_columns(first=first).with_columns(
+        stop=pl.max_horizontal(n, pl.col("first")), llm_end=llm_end, llm_start=llm_start)
+    if cfg.llm_history_cut == "none":
+        out = out.with_columns(llm_end=n)
+    return out
+
+
+POSITION_BASE = 1_000_000  # sample_id = user_id * POSITION_BASE + position
 
 
 def build_samples(seqs: pl.DataFrame, history_len: int) -> pl.DataFrame:
-    """Explode each user's target positions into samples with the last `history_len` items before the target.
+    """One row per target position: (`sample_id`, `user_id`, `target`, `history`), `history` the last
+    `history_len` items before the target, oldest first.
 
-    `sample_id` numbers samples 1.. in (user, position) order, unique across splits.
+    `sample_id = user_id * 1_000_000 + position`: unique across splits, ordered by (user, position), and
+    stable when another split's protocol changes. Built from flat arrays (no per-row Python, no copy of a
+    user's sequence per sample), so all of ML-1M's interactions become lists in seconds.
     """
-    exploded = (
-        seqs.with_columns(pl.int_ranges("first", "stop", dtype=pl.Int64).alias("position"))
-        .explode("position")
-        .drop_nulls("position")
-    )
-    start = pl.max_horizontal(pl.col("position") - history_len, pl.lit(0))
-    samples = exploded.select(
-        "user_id",
-        "split",
-        "position",
-        pl.col("items").list.get(pl.col("position")).alias("target"),
-        pl.col("items").list.slice(start, pl.col("position") - start).alias("history"),
-    ).sort("user_id", "position")
-    return samples.with_row_index("sample_id", offset=1).with_columns(pl.col("sample_id").cast(pl.Int64))
+    users = seqs["user_id"].to_numpy().astype(np.int64)
+    items = seqs["items"].cast(pl.List(pl.Int64)).rechunk().to_arrow()
+    if isinstance(items, pa.ChunkedArray):
+        items = items.combine_chunks()
+    offsets = items.offsets.to_numpy().astype(np.int64)
+    offsets = offsets - offsets[0] if len(offsets) else np.zeros(1, np.int64)
+    flat = items.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
+    lengths = np.diff(offsets)
+    if len(lengths) and lengths.max() >= POSITION_BASE:
+        raise ValueError(f"a user has {lengths.max()} interactions; sample ids allow fewer than {POSITION_BASE}")
+    first, stop = seqs["first"].to_numpy().astype(np.int64), seqs["stop"].to_numpy().astype(np.int64)
+    counts = np.maximum(stop - first, 0)
+    row_user = np.repeat(np.arange(len(users)), counts)
+    position = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(first, counts)
+    base = offsets[:-1][row_user]
+    kept = np.minimum(position, history_len)
+    hist_offsets = np.concatenate([[0], np.cumsum(kept)])
+    within = np.arange(hist_offsets[-1]) - np.repeat(hist_offsets[:-1], kept)
+    history = pa.LargeListArray.from_arrays(hist_offsets, flat[np.repeat(base + position - kept, kept) + within])
+    return pl.DataFrame({
+        "sample_id": users[row_user] * POSITION_BASE + position,
+        "user_id": users[row_user],
+        "target": flat[base + position],
+        "history": pl.Series("history", history, dtype=pl.List(pl.Int64)),
+    })
 
 
-def llm_histories(seqs: pl.DataFrame, llm_history_len: int) -> pl.DataFrame:
-    """(`user_id`, `llm_history`, `llm_history_ratings`): at most `llm_history_len` items, oldest first,
-    ending strictly before the user's earliest target (`first`); users without a target keep their last items."""
-    n = pl.col("items").list.len().cast(pl.Int64)
-    end = pl.when(pl.col("first") < pl.col("stop")).then(pl.col("first")).otherwise(n)
-    start = pl.max_horizontal(end - llm_history_len, pl.lit(0))
+def llm_histories(seqs: pl.DataFrame) -> pl.DataFrame:
+    """(`user_id`, `llm_history`, `llm_history_ratings`): the items of each user's LLM window, oldest first."""
     return seqs.select(
         "user_id",
-        pl.col("items").list.slice(start, end - start).alias("llm_history"),
-        pl.col("ratings").list.slice(start, end - start).alias("llm_history_ratings"),
+        pl.col("items").list.slice(pl.col("llm_start"), pl.col("llm_end") - pl.col("llm_start")).alias("llm_history"),
+        pl.col("ratings").list.slice(pl.col("llm_start"), pl.col("llm_end") - pl.col("llm_start")).alias("llm_history_ratings"),
     )

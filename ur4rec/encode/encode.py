@@ -9,20 +9,18 @@ failed or empty are never encoded; the vector policy fills them and the report c
 from __future__ import annotations
 
 import time
-from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from ur4rec.config import section
 from ur4rec.encode.cache import EmbeddingCache
 from ur4rec.encode.config import EncoderConfig
 from ur4rec.encode.encoder import FrozenEncoder
 from ur4rec.encode.inputs import read_inputs
 from ur4rec.encode.policy import Generations, apply_policy
 from ur4rec.encode.store import KindVectors, write_store
-from ur4rec.paths import DATA_ROOT, DatasetPaths, cache_dir
+from ur4rec.paths import DatasetPaths, cache_dir
 
 REPORT_FILE = "report.json"
 
@@ -66,12 +64,11 @@ def encode_texts(
 
 
 def encode_dataset(
-    dataset: str, params: Mapping[str, Any], root: Path = DATA_ROOT, progress: bool = True
+    cfg: EncoderConfig, paths: DatasetPaths, progress: bool = True
 ) -> dict[str, Any]:
     """Run the stage for one dataset; writes `data/<ds>/emb/` atomically and returns its report."""
     started = time.perf_counter()
-    cfg = section(EncoderConfig, params.get("encoder"), "encoder")
-    paths = DatasetPaths(dataset, root)
+    dataset, root = paths.name, paths.root
     inputs = read_inputs(paths, cfg)
     encoder = FrozenEncoder(cfg)
     cache = None

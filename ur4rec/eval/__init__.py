@@ -1,2 +1,1 @@
-"""Evaluation: pure ranking metrics (`metrics`), paired significance tests (`significance`), and the
-evaluation stage that scores a trained run on the test split (`run`)."""
+"""Evaluation as pure functions: ranking metrics (`metrics`) and the statistics of a comparison (`stats`)."""

@@ -10,6 +10,7 @@ whatever is still missing itself, so the run still completes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import subprocess
@@ -17,7 +18,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Mapping
 
 import yaml
 
@@ -42,9 +42,7 @@ def device_groups(world: int, per_worker: int, visible: str | None) -> list[str 
     return [",".join(ids[r * per_worker : (r + 1) * per_worker]) for r in range(world)]
 
 
-def run_workers(
-    params: Mapping[str, Any], dataset: str, root: Path, cfg: LLMConfig, cache: LLMCache
-) -> tuple[int, float]:
+def run_workers(cfg: LLMConfig, domain: str, dataset: str, root: Path, cache: LLMCache) -> tuple[int, float]:
     """Run the workers to completion; returns (prompts they answered, wall seconds)."""
     world = cfg.data_parallel_size
     before = len(cache)
@@ -52,13 +50,14 @@ def run_workers(
     groups = device_groups(world, cfg.vllm.tensor_parallel_size, os.environ.get("CUDA_VISIBLE_DEVICES"))
     with tempfile.TemporaryDirectory(prefix="ur4rec-dp-") as tmp:
         params_file = Path(tmp) / "params.yaml"
-        params_file.write_text(yaml.safe_dump(dict(params), sort_keys=False), encoding="utf-8")
+        config = {**dataclasses.asdict(cfg), "data_parallel_size": 1}  # a worker never spawns workers itself
+        params_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         procs = []
         for rank, devices in enumerate(groups):
             env = dict(os.environ)
             if devices is not None:
                 env["CUDA_VISIBLE_DEVICES"] = devices
-            cmd = [sys.executable, "-m", "ur4rec.llm.parallel", "--params", str(params_file),
+            cmd = [sys.executable, "-m", "ur4rec.llm.parallel", "--config", str(params_file), "--domain", domain,
                    "--dataset", dataset, "--root", str(root), "--rank", str(rank), "--world", str(world)]
             procs.append(subprocess.Popen(cmd, env=env))
         codes = [p.wait() for p in procs]
@@ -73,15 +72,19 @@ def main(argv: list[str] | None = None) -> None:
     from ur4rec.llm.generate import generate_dataset
 
     parser = argparse.ArgumentParser(description="one data-parallel generation worker")
-    parser.add_argument("--params", required=True)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--domain", required=True)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--root", required=True)
     parser.add_argument("--rank", type=int, required=True)
     parser.add_argument("--world", type=int, required=True)
     args = parser.parse_args(argv)
-    params = yaml.safe_load(Path(args.params).read_text(encoding="utf-8"))
-    params["llm"]["data_parallel_size"] = 1  # a worker never spawns workers itself
-    generate_dataset(params, args.dataset, Path(args.root), shard=(args.rank, args.world))
+    from ur4rec.config import section
+    from ur4rec.llm.config import LLMConfig
+    from ur4rec.paths import DatasetPaths
+
+    cfg = section(LLMConfig, yaml.safe_load(Path(args.config).read_text(encoding="utf-8")), "llm")
+    generate_dataset(cfg, args.domain, DatasetPaths(args.dataset, Path(args.root)), shard=(args.rank, args.world))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ class Backbone(nn.Module):
 
     Config: ClassVar[type[BackboneConfig]] = BackboneConfig
     name: ClassVar[str] = ""
+    needs_item_texts: ClassVar[bool] = False  # True: build over a catalogue with `texts` (text-based models)
 
     def __init__(self, cfg: BackboneConfig, catalog: ItemCatalog, aug_dim: int = 0):
         super().__init__()
@@ -110,21 +111,10 @@ class Backbone(nn.Module):
         return history[:, -self.history_len:]
 
     def history_summary(self, history: Tensor) -> Tensor:
-        """Mean of the (non-padding) history item representations, `[B, dim]`: the user vector the rerankers
-        use, since the paper's DLCM/PRM/SetRank "encode the interactions between users and items". Users are
-        split 8:1:1, so a user-id embedding would never be trained for a test user; the history is what we know."""
+        """Mean of the (non-padding) history item representations, `[B, dim]`. Users are split 8:1:1, so a
+        user-id embedding would never be trained for a test user; the history is what we know."""
         present = (history > 0).unsqueeze(-1).to(self.items.ids.weight.dtype)
         return (self.item_repr(history) * present).sum(1) / present.sum(1).clamp(min=1.0)
-
-    def with_user(self, candidates: Tensor, history: Tensor) -> Tensor:
-        """The rerankers' per-candidate input `[B, C, 3 * dim]`: [h_c ; u ; h_c * u], u the history summary.
-
-        The paper's rerankers concatenate a user vector to each candidate; the element-wise product is added
-        so a linear input layer can express candidate-user affinity directly (with concatenation alone it has
-        to be discovered by the later non-linear layers, which a small CPU training budget does not afford).
-        """
-        user = self.history_summary(history).unsqueeze(1).expand_as(candidates)
-        return torch.cat([candidates, user, candidates * user], dim=-1)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, history_len={self.history_len}, aug_dim={self.aug_dim}"

@@ -1,9 +1,9 @@
-"""PRM (Pei et al., RecSys 2019): a Transformer encoder over the candidate list with a personalised vector.
+"""PRM (Pei et al., RecSys 2019): a Transformer encoder over the candidate list.
 
-Each candidate's input is its representation concatenated with the personalised vector (here the mean of the
-user's history representations, as PRM's pre-trained user vector is not part of this setting), projected to
-width d, plus a learnable embedding of its position in the list. A small MLP turns each encoded candidate
-into a score.
+Each candidate's input is its representation (with `user_history`, also a personalised vector: the mean of
+the user's history representations, standing in for PRM's pre-trained user vector; see `reranker.py`),
+projected to width d, plus a learnable embedding of its position in the list. A small MLP turns each encoded
+candidate into a score.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ import torch
 from torch import Tensor, nn
 
 from ur4rec.models import register
-from ur4rec.models.base import Backbone, BackboneConfig
+from ur4rec.models.base import Backbone
+from ur4rec.models.reranker import RerankerConfig, candidate_inputs, input_width
 from ur4rec.models.catalog import ItemCatalog
 from ur4rec.models.layers import Encoder
 
 
 @dataclass
-class PRMConfig(BackboneConfig):
+class PRMConfig(RerankerConfig):
     layers: int = 1
     heads: int = 2
     max_candidates: int = 100    # size of the position table; must be >= prepare.n_candidates
@@ -34,7 +35,7 @@ class PRM(Backbone):
         super().__init__(cfg, catalog, aug_dim)
         d = cfg.dim
         self.max_candidates = cfg.max_candidates
-        self.inputs = nn.Linear(3 * d, d)
+        self.inputs = nn.Linear(input_width(cfg), d)
         self.position = nn.Embedding(cfg.max_candidates, d)
         nn.init.normal_(self.position.weight, std=0.02)
         self.encoder = Encoder(d, cfg.heads, cfg.layers, cfg.dropout)
@@ -45,5 +46,5 @@ class PRM(Backbone):
         if n > self.max_candidates:
             raise ValueError(f"prm: {n} candidates per list > backbone.prm.max_candidates={self.max_candidates}")
         positions = self.position(torch.arange(n, device=candidates.device)).unsqueeze(0)
-        x = self.dropout(self.inputs(self.with_user(candidates, history)) + positions)
+        x = self.dropout(self.inputs(candidate_inputs(self, candidates, history)) + positions)
         return self.head(self.encoder(x)).squeeze(-1)

@@ -3,8 +3,8 @@
 Stacked induced multi-head self-attention blocks (IMSAB: the list attends to m learnable inducing points and
 back, Set-Transformer style), or plain MSAB when `inducing_points` is 0. There is NO positional encoding, so
 permuting the candidates permutes the scores and nothing else. Each candidate's input is its representation
-concatenated with the user's history summary, which is the same for every candidate and so keeps the
-equivariance.
+(with `user_history`, also the user's history summary, the same for every candidate, which keeps the
+equivariance; see `reranker.py`).
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ import torch
 from torch import Tensor, nn
 
 from ur4rec.models import register
-from ur4rec.models.base import Backbone, BackboneConfig
+from ur4rec.models.base import Backbone
+from ur4rec.models.reranker import RerankerConfig, candidate_inputs, input_width
 from ur4rec.models.catalog import ItemCatalog
 from ur4rec.models.layers import Attention, FeedForward
 
 
 @dataclass
-class SetRankConfig(BackboneConfig):
+class SetRankConfig(RerankerConfig):
     layers: int = 2
     heads: int = 2
     inducing_points: int = 8     # 0: MSAB (full self-attention) instead of IMSAB
@@ -66,12 +67,12 @@ class SetRank(Backbone):
     def __init__(self, cfg: SetRankConfig, catalog: ItemCatalog, aug_dim: int = 0):
         super().__init__(cfg, catalog, aug_dim)
         d = cfg.dim
-        self.inputs = nn.Linear(3 * d, d)
+        self.inputs = nn.Linear(input_width(cfg), d)
         self.blocks = nn.ModuleList(SetBlock(d, cfg.heads, cfg.dropout, cfg.inducing_points) for _ in range(cfg.layers))
         self.head = nn.Linear(d, 1)
 
     def score(self, history: Tensor, candidates: Tensor) -> Tensor:
-        x = self.dropout(self.inputs(self.with_user(candidates, history)))
+        x = self.dropout(self.inputs(candidate_inputs(self, candidates, history)))
         for block in self.blocks:
             x = block(x)
         return self.head(x).squeeze(-1)

@@ -1,28 +1,28 @@
-"""The report stage: tables, significance tests and plots for one dataset, into `data/report/<ds>/`."""
+"""The report stage: tables, statistics and plots for one dataset, into `data/report/<ds>/`.
+
+results.md (read it first), results.json (DVC metrics: every cell with its seeds' values, CI and tests),
+bars.png, pretrain.png, proxy_sweep.png when the sweep ran.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Mapping
-
 import math
+from pathlib import Path
+from typing import Any
 
-from ur4rec.config import get_path, section
+import numpy as np
+
 from ur4rec.eval.metrics import parse_metric
+from ur4rec.eval.stats import bootstrap_ci
 from ur4rec.io import write_json, write_text
-from ur4rec.paths import report_dir
-from ur4rec.report.collect import BASE, collect_runs
-from ur4rec.report.plots import proxy_sweep, variant_bars
-from ur4rec.report.tables import build_cells, pvalue_table, results_table
+from ur4rec.paths import DATA_ROOT, DatasetPaths, report_dir
+from ur4rec.report.collect import Results, collect, read_json
+from ur4rec.report.plan import Arm, ReportPlan
+from ur4rec.report.plots import arm_bars, pretrain_curves, proxy_sweep
+from ur4rec.report.tables import comparison_table, mde_note, reference_arms, results_table, table_comparisons
 
-ABLATION_PREFIX = "ur4rec-"
-
-
-@dataclass
-class ReportConfig:
-    alpha: float = 0.05
-    focus_metric: str = "ndcg@10"     # the metric of the p-value table and the plots
+LEAKY_BANNER = ("**LEAKY**: built with `llm_history_cut: none`, so the LLM saw every target. These numbers measure "
+                "leakage; they are not results.")
 
 
 def random_expectation(metric: str, n_candidates: int) -> float:
@@ -33,55 +33,146 @@ def random_expectation(metric: str, n_candidates: int) -> float:
     return sum(gain(r) for r in ranks) / n_candidates
 
 
-def build_report(dataset: str, params: Mapping[str, Any], root: Path | None = None) -> dict[str, Any]:
-    """Write results.md, results.json and plots for every run of `dataset` named by params."""
-    cfg = section(ReportConfig, get_path(params, "report", {}), where="report")
-    backbones = list(get_path(params, "backbones"))
-    variants = [BASE, *[v for v in get_path(params, "variants") if v != BASE]]
-    runset = collect_runs(dataset, backbones, variants, root)
-    ks = list(get_path(params, "evaluate.ks", [1, 5, 10, 20]))
-    metrics = [f"{m}@{k}" for m in ("map", "ndcg") for k in ks]
-    cells = build_cells(runset, metrics)
-    out = (report_dir(root) if root else report_dir()) / dataset
-    n_candidates = int(get_path(params, "prepare.n_candidates", 100))
-    random_focus = random_expectation(cfg.focus_metric, n_candidates)
-
-    main_variants = [v for v in variants if not v.startswith(ABLATION_PREFIX)]
-    ablations = ["ur4rec", *[v for v in variants if v.startswith(ABLATION_PREFIX)]]
-    parts = [
-        f"# {dataset}: test results\n",
-        f"{len(runset.runs)} runs. `*` significantly better than Base, `†` significantly better than KAR "
-        f"(paired t-test on the same test samples, p < {cfg.alpha}). Random ranking of {n_candidates} "
-        f"candidates: {cfg.focus_metric.upper()} ≈ {random_focus:.4f}.\n",
-        "## Main results\n",
-        results_table(runset, cells, metrics, main_variants, cfg.alpha),
-        f"\n## Significance on {cfg.focus_metric.upper()}\n",
-        pvalue_table(runset, cells, cfg.focus_metric, variants),
-    ]
-    if len(ablations) > 1:
-        focus_k = parse_metric(cfg.focus_metric)[1]
-        ab_metrics = [f"map@{focus_k}", cfg.focus_metric]
-        parts += ["\n## Ablations\n", results_table(runset, cells, list(dict.fromkeys(ab_metrics)), ablations, cfg.alpha)]
-    if runset.missing:
-        parts += ["\n## Not evaluated\n", ", ".join(f"{b}/{v}" for b, v in runset.missing)]
-    parts.append("\n![bars](bars.png)\n")
-    variant_bars(runset, main_variants, cfg.focus_metric, random_focus, out / "bars.png")
-    if proxy_sweep(runset, cfg.focus_metric, out / "proxy_sweep.png"):
+def build_report(plan: ReportPlan, root: Path = DATA_ROOT) -> dict[str, Any]:
+    """Write results.md, results.json and the plots for every run the plan names."""
+    results = collect(plan, root)
+    out = report_dir(root) / plan.dataset
+    focus = plan.cfg.focus_metric
+    random_focus = random_expectation(focus, plan.n_candidates)
+    main = [a for a in plan.arms if a.family == "main"]
+    control, _ = reference_arms(plan)
+    ablations = [a for a in plan.arms if a.family == "ablation"]
+    parts = [f"# {plan.dataset}: test results\n"]
+    if plan.leaky:
+        parts.append(LEAKY_BANNER + "\n")
+    parts.append(header(plan, results, random_focus))
+    parts += ["## Main results\n", results_table(plan, results, main, plan.metrics), ""]
+    table, comparisons = comparison_table(plan, results, main, focus)
+    parts += [f"## {focus.upper()}: intervals and tests\n", table, "", mde_note(plan, comparisons, focus), ""]
+    if ablations:
+        anchor = [a for a in main if a.is_control or (a.variant is not None and a.variant.kind == "ur4rec")]
+        ab_arms = anchor + ablations
+        ab_metrics = list(dict.fromkeys([f"map@{parse_metric(focus)[1]}", focus]))
+        ab_table, ab_comparisons = comparison_table(plan, results, ab_arms, focus)
+        parts += ["## Ablations\n", results_table(plan, results, ab_arms, ab_metrics), "", ab_table, "",
+                  mde_note(plan, ab_comparisons, focus), ""]
+    arm_bars(plan, results, main, focus, random_focus, out / "bars.png")
+    parts.append("![bars](bars.png)\n")
+    if proxy_sweep(plan, results, focus, out / "proxy_sweep.png"):
         parts.append("![proxy sweep](proxy_sweep.png)\n")
+    parts += pretraining_section(plan, root, out)
+    parts += llm_section(plan, root)
+    parts += cost_section(plan, results)
+    if results.missing:
+        parts += ["## Not evaluated\n", ", ".join(f"{b}/{a}/seed{s}" for b, a, s in results.missing), ""]
     write_text(out / "results.md", "\n".join(parts) + "\n")
-
-    summary = {
-        "dataset": dataset,
-        "random": {cfg.focus_metric: random_focus},
-        "missing": [f"{b}/{v}" for b, v in runset.missing],
-        "runs": {
-            f"{b}/{v}": {
-                **run.metrics,
-                **{f"p_vs_base:{m}": cells[(b, v, m)].vs_base.pvalue for m in metrics if cells[(b, v, m)].vs_base},
-                **{f"p_vs_kar:{m}": cells[(b, v, m)].vs_kar.pvalue for m in metrics if cells[(b, v, m)].vs_kar},
-            }
-            for (b, v), run in runset.runs.items()
-        },
-    }
+    summary = summarise(plan, results, control, random_focus)
     write_json(out / "results.json", summary)
     return summary
+
+
+def header(plan: ReportPlan, results: Results, random_focus: float) -> str:
+    some = next(iter(results.runs.values()), None)
+    lists = some.frame.height if some else 0
+    users = some.frame["user_id"].n_unique() if some else 0
+    seeds = len(plan.seeds)
+    text = (f"{len(results.runs)} evaluated runs; {lists} test lists of {users} test users; seeds {plan.seeds}. "
+            f"Cells: mean over seeds{' ± SD over seeds' if seeds > 1 else ''}. `*` better than the control, `†` better "
+            f"than KAR: two-sided paired t-test on per-user values (a user's lists, then seeds, averaged), "
+            f"Holm-adjusted over the table's comparisons on that metric, α = {plan.cfg.alpha}. Random ranking of "
+            f"{plan.n_candidates} candidates: {plan.cfg.focus_metric.upper()} ≈ {random_focus:.4f}.\n")
+    if seeds == 1:
+        text += ("\nOne seed: these tests treat each trained model as fixed, so they ignore training variance; "
+                 "run several seeds (`dvc exp run -S 'seeds=[0,1,2]'`) before reading a difference as an effect.\n")
+    return text
+
+
+def pretraining_section(plan: ReportPlan, root: Path, out: Path) -> list[str]:
+    """Per pre-trained retriever: the best epoch's validation numbers against chance, and the curves."""
+    paths = DatasetPaths(plan.dataset, root)
+    chance_cl, chance_hit = math.log(plan.n_negatives + 1), 1 / (plan.n_negatives + 1)
+    rows, curves = [], {}
+    for backbone in plan.backbones:
+        for arm in plan.arms:
+            if arm.variant is None or not arm.variant.needs_pretraining:
+                continue
+            for seed in plan.seeds:
+                fit = read_json(paths.run(backbone, arm.name, seed).pretrain / "fit.json")
+                if not fit or fit["best_epoch"] < 0:
+                    continue
+                best = fit["history"][fit["best_epoch"]]
+                curves[f"{backbone}/{arm.name}/s{seed}"] = fit["history"]
+                rows.append(f"| {backbone} | {arm.name} | {seed} | {fit['best_epoch'] + 1}/{fit['epochs_run']} | "
+                            + " | ".join(f"{best[k]:.3f}" if k in best else "" for k in
+                                         ("train_cl", "valid_cl", "valid_hit@1", "valid_pim", "valid_pim_acc")) + " |")
+    if not rows:
+        return []
+    parts = ["## Retriever pre-training (validation users)\n",
+             f"Chance: InfoNCE ln(M+1) = {chance_cl:.3f}, hit@1 = {chance_hit:.3f} (M = {plan.n_negatives}); targets: "
+             f"valid InfoNCE ≤ {0.85 * chance_cl:.3f} (0.85 × chance) and PIM accuracy ≥ 0.65.\n",
+             "| Backbone | Arm | Seed | best epoch | train CL | valid CL | valid hit@1 | valid PIM | valid PIM acc |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|", *rows, ""]
+    if pretrain_curves(curves, chance_cl, out / "pretrain.png"):
+        parts.append("![pre-training curves](pretrain.png)\n")
+    return parts
+
+
+def llm_section(plan: ReportPlan, root: Path) -> list[str]:
+    """What the LLM wrote: statuses, and how much of its output copies its prompt (echo), per kind."""
+    stats = read_json(DatasetPaths(plan.dataset, root).llm / "stats.json")
+    if not stats:
+        return []
+    lines = ["## LLM outputs\n", f"Model `{stats.get('model', '?')}`; statuses: "
+             + "; ".join(f"{kind}: {counts}" for kind, counts in (stats.get("status") or {}).items()) + "."]
+    echo = stats.get("echo")
+    if echo:
+        lines += ["", "| kind | median echo share | mean echo share | truncated | titles repeated (mean) |",
+                  "|---|---:|---:|---:|---:|"]
+        for kind, e in echo.items():
+            lines.append(f"| {kind} | {e.get('median_share', float('nan')):.3f} | {e.get('mean_share', float('nan')):.3f} | "
+                         f"{e.get('truncated_share', float('nan')):.1%} | {e.get('mean_titles_repeated', float('nan')):.2f} |")
+    return [*lines, ""]
+
+
+def cost_section(plan: ReportPlan, results: Results) -> list[str]:
+    """Training cost per arm: epochs run and wall seconds, summed over backbones, averaged over seeds."""
+    rows = []
+    for arm in plan.arms:
+        epochs, seconds = [], []
+        for (backbone, name, seed), run in results.runs.items():
+            if name != arm.name:
+                continue
+            fit = read_json(run.paths.train / "fit.json")
+            if fit:
+                epochs.append(fit["epochs_run"])
+                seconds.append(sum(h["seconds"] + h.get("valid_seconds", 0.0) for h in fit["history"]))
+        if seconds:
+            rows.append(f"| {arm.name} | {np.mean(epochs):.1f} | {np.mean(seconds):.1f} | {np.sum(seconds) / max(len(plan.seeds), 1):.0f} |")
+    if not rows:
+        return []
+    return ["## Training cost\n", "| Arm | epochs (mean) | seconds per run (mean) | seconds per seed (all backbones) |",
+            "|---|---:|---:|---:|", *rows, ""]
+
+
+def summarise(plan: ReportPlan, results: Results, control: Arm | None, random_focus: float) -> dict[str, Any]:
+    focus = plan.cfg.focus_metric
+    tests = {(c.backbone, c.arm, c.reference): c for c in table_comparisons(plan, results, plan.arms, focus)}
+    cells: dict[str, Any] = {}
+    for backbone in plan.backbones:
+        for arm in plan.arms:
+            seeds = results.seeds(backbone, arm.name)
+            if not seeds:
+                continue
+            _, per_user = results.user_matrix(backbone, arm.name, focus, seeds)
+            cell: dict[str, Any] = {m: float(np.mean(results.values(backbone, arm.name, m))) for m in plan.metrics}
+            cell["seeds"] = seeds
+            cell[f"{focus}:per_seed"] = results.values(backbone, arm.name, focus)
+            cell[f"{focus}:ci95"] = list(bootstrap_ci(per_user, n_resamples=plan.cfg.bootstrap))
+            for (b, a, ref), c in tests.items():
+                if (b, a) == (backbone, arm.name):
+                    cell[f"{focus}:vs_{ref}"] = {"diff": c.test.diff, "p": c.test.pvalue, "p_holm": c.p_holm,
+                                                 "ci95": [c.test.ci_low, c.test.ci_high], "n_users": c.test.n_users}
+            cells[f"{backbone}/{arm.name}"] = cell
+    return {"dataset": plan.dataset, "leaky": plan.leaky, "random": {focus: random_focus},
+            "control": control.name if control else None, "runs": cells,
+            "missing": [f"{b}/{a}/seed{s}" for b, a, s in results.missing]}

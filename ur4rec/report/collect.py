@@ -1,7 +1,7 @@
-"""Find the evaluated runs of a dataset and load their metrics.
+"""Find the evaluated runs of a dataset and load their per-list metrics, keyed by (backbone, arm, seed).
 
-A run is `data/<ds>/runs/<backbone>/<variant>/eval/{metrics.json, per_sample.parquet}` as written by the
-evaluation stage. Runs named in params but not evaluated are reported as missing, not silently dropped.
+A run is `data/<ds>/runs/<backbone>/<arm>/seed<k>/eval/per_sample.parquet` as written by the evaluation stage.
+Runs the plan names but that are not evaluated are reported as missing, never silently dropped.
 """
 
 from __future__ import annotations
@@ -10,49 +10,66 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ur4rec.paths import DatasetPaths
+import numpy as np
+import polars as pl
 
-BASE = "base"
-
-
-@dataclass(frozen=True)
-class Run:
-    backbone: str
-    variant: str
-    eval_dir: Path
-    metrics: dict[str, float]
-
-    @property
-    def per_sample(self) -> Path:
-        return self.eval_dir / "per_sample.parquet"
+from ur4rec.eval.stats import per_user_means
+from ur4rec.paths import DATA_ROOT, DatasetPaths, RunPaths
+from ur4rec.report.plan import ReportPlan
 
 
 @dataclass
-class RunSet:
+class RunResult:
+    paths: RunPaths
+    frame: pl.DataFrame  # sample_id, user_id, one column per metric
+
+    def mean(self, metric: str) -> float:
+        return float(self.frame[metric].mean())
+
+    def per_user(self, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        return per_user_means(self.frame["user_id"].to_numpy(), self.frame[metric].to_numpy())
+
+
+@dataclass
+class Results:
     dataset: str
-    runs: dict[tuple[str, str], Run] = field(default_factory=dict)
-    missing: list[tuple[str, str]] = field(default_factory=list)
+    runs: dict[tuple[str, str, int], RunResult] = field(default_factory=dict)
+    missing: list[tuple[str, str, int]] = field(default_factory=list)
 
-    def get(self, backbone: str, variant: str) -> Run | None:
-        return self.runs.get((backbone, variant))
+    def seeds(self, backbone: str, arm: str) -> list[int]:
+        return sorted(s for (b, a, s) in self.runs if b == backbone and a == arm)
 
-    def variants_of(self, backbone: str) -> list[str]:
-        return [v for (b, v) in self.runs if b == backbone]
+    def has(self, backbone: str, arm: str) -> bool:
+        return bool(self.seeds(backbone, arm))
+
+    def values(self, backbone: str, arm: str, metric: str) -> list[float]:
+        """The list-level mean of each seed."""
+        return [self.runs[(backbone, arm, s)].mean(metric) for s in self.seeds(backbone, arm)]
+
+    def user_matrix(self, backbone: str, arm: str, metric: str, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(users, per-user means averaged over `seeds`)."""
+        rows = [self.runs[(backbone, arm, s)].per_user(metric) for s in seeds]
+        users = rows[0][0]
+        for other, _ in rows[1:]:
+            if not np.array_equal(other, users):
+                raise ValueError(f"{self.dataset}/{backbone}/{arm}: seeds were evaluated on different test users")
+        return users, np.mean([v for _, v in rows], axis=0)
 
 
-def collect_runs(dataset: str, backbones: list[str], variants: list[str], root: Path | None = None) -> RunSet:
-    """Load every (backbone, variant) run; Base is always looked for first."""
-    paths = DatasetPaths(dataset, root) if root else DatasetPaths(dataset)
-    found = RunSet(dataset)
-    for backbone in backbones:
-        for variant in [BASE, *[v for v in variants if v != BASE]]:
-            eval_dir = paths.run(backbone, variant) / "eval"
-            metrics_file = eval_dir / "metrics.json"
-            if not metrics_file.exists() or not (eval_dir / "per_sample.parquet").exists():
-                found.missing.append((backbone, variant))
-                continue
-            metrics = json.loads(metrics_file.read_text())
-            found.runs[(backbone, variant)] = Run(backbone, variant, eval_dir, {
-                k: float(v) for k, v in metrics.items() if "@" in k
-            })
+def collect(plan: ReportPlan, root: Path = DATA_ROOT) -> Results:
+    paths = DatasetPaths(plan.dataset, root)
+    found = Results(plan.dataset)
+    for backbone in plan.backbones:
+        for arm in plan.arms:
+            for seed in plan.seeds:
+                run = paths.run(backbone, arm.name, seed)
+                per_sample = run.eval / "per_sample.parquet"
+                if not per_sample.exists():
+                    found.missing.append((backbone, arm.name, seed))
+                    continue
+                found.runs[(backbone, arm.name, seed)] = RunResult(run, pl.read_parquet(per_sample))
     return found
+
+
+def read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None

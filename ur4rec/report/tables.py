@@ -1,69 +1,136 @@
-"""Markdown tables in the layout of the paper's Tables 2, 3 and 6, with paired t-test marks.
+"""Markdown tables in the layout of the paper's Tables 2, 3 and 6, with user-level statistics.
 
-Marks: `*` significantly better than Base, `†` significantly better than KAR (two-sided paired t-test on the
-same test samples, p < alpha, and a higher mean).
+Cell: the mean over seeds of the list-level mean (± the SD over seeds when there are several). Marks: `*`
+significantly better than the matched control, `†` significantly better than KAR: a two-sided paired t-test on
+per-user values (a user's lists, then seeds, averaged first), Holm-adjusted over every comparison of the table
+on that metric, at `report.alpha`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ur4rec.eval.significance import PairedTest, compare_runs
-from ur4rec.report.collect import BASE, RunSet
+import numpy as np
 
-KAR = "kar"
+from ur4rec.eval.stats import PairedTest, bootstrap_ci, holm, min_detectable_effect, paired_test
+from ur4rec.report.collect import Results
+from ur4rec.report.plan import Arm, ReportPlan
 
 
 @dataclass(frozen=True)
-class Cell:
-    value: float
-    vs_base: PairedTest | None = None
-    vs_kar: PairedTest | None = None
-
-    def render(self, alpha: float) -> str:
-        marks = ""
-        if self.vs_base is not None and self.vs_base.significant(alpha) and self.vs_base.mean_diff > 0:
-            marks += "*"
-        if self.vs_kar is not None and self.vs_kar.significant(alpha) and self.vs_kar.mean_diff > 0:
-            marks += "†"
-        return f"{self.value:.4f}{marks}"
+class Comparison:
+    backbone: str
+    arm: str
+    reference: str  # the control's or KAR's arm name
+    test: PairedTest
+    p_holm: float = 1.0
 
 
-def build_cells(runset: RunSet, metrics: list[str]) -> dict[tuple[str, str, str], Cell]:
-    """(backbone, variant, metric) -> Cell with tests against the same backbone's Base and KAR runs."""
-    cells: dict[tuple[str, str, str], Cell] = {}
-    for (backbone, variant), run in runset.runs.items():
-        base = runset.get(backbone, BASE)
-        kar = runset.get(backbone, KAR)
-        for metric in metrics:
-            vs_base = compare_runs(base.per_sample, run.per_sample, metric) if base and variant != BASE else None
-            vs_kar = compare_runs(kar.per_sample, run.per_sample, metric) if kar and variant not in (BASE, KAR) else None
-            cells[(backbone, variant, metric)] = Cell(run.metrics[metric], vs_base, vs_kar)
-    return cells
+def reference_arms(plan: ReportPlan) -> tuple[Arm | None, Arm | None]:
+    """(the control, KAR) among the plan's arms, read from the variants' kinds."""
+    control = next((a for a in plan.arms if a.is_control), None)
+    kar = next((a for a in plan.arms if a.is_kar), None)
+    return control, kar
 
 
-def _header(metrics: list[str]) -> list[str]:
-    names = [m.replace("map@", "M@").replace("ndcg@", "N@") for m in metrics]
-    return ["| Backbone | Variant | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(metrics)]
+def compare(results: Results, backbone: str, arm: str, reference: str, metric: str, seed: int = 0) -> PairedTest | None:
+    """Paired test of `arm` against `reference` on the users both were evaluated on, over their common seeds."""
+    seeds = sorted(set(results.seeds(backbone, arm)) & set(results.seeds(backbone, reference)))
+    if not seeds:
+        return None
+    users_a, a = results.user_matrix(backbone, reference, metric, seeds)
+    users_b, b = results.user_matrix(backbone, arm, metric, seeds)
+    if not np.array_equal(users_a, users_b):
+        raise ValueError(f"{results.dataset}/{backbone}: {arm} and {reference} were evaluated on different test users")
+    return paired_test(a, b, ci_seed=seed)
 
 
-def results_table(runset: RunSet, cells: dict, metrics: list[str], variants: list[str], alpha: float) -> str:
-    """One row per backbone x variant (Table 2 / Table 6 layout)."""
-    lines = _header(metrics)
-    backbones = list(dict.fromkeys(b for b, _ in runset.runs))
-    for backbone in backbones:
-        for variant in [v for v in variants if (backbone, v) in runset.runs]:
-            row = [cells[(backbone, variant, m)].render(alpha) for m in metrics]
-            lines.append(f"| {backbone} | {variant} | " + " | ".join(row) + " |")
+def table_comparisons(plan: ReportPlan, results: Results, arms: list[Arm], metric: str) -> list[Comparison]:
+    """Every arm against the control and against KAR (where both exist), Holm-adjusted as one family."""
+    control, kar = reference_arms(plan)
+    found: list[Comparison] = []
+    for backbone in plan.backbones:
+        for arm in arms:
+            for ref in (control, kar):
+                if ref is None or arm.is_base or arm.name == ref.name or (ref is kar and arm.is_control):
+                    continue
+                test = compare(results, backbone, arm.name, ref.name, metric)
+                if test is not None:
+                    found.append(Comparison(backbone, arm.name, ref.name, test))
+    adjusted = holm([c.test.pvalue for c in found])
+    return [Comparison(c.backbone, c.arm, c.reference, c.test, float(p)) for c, p in zip(found, adjusted)]
+
+
+def fmt_cell(values: list[float]) -> str:
+    mean = float(np.mean(values))
+    return f"{mean:.4f} ± {np.std(values, ddof=1):.4f}" if len(values) > 1 else f"{mean:.4f}"
+
+
+def short(metric: str) -> str:
+    return metric.replace("map@", "M@").replace("ndcg@", "N@")
+
+
+def results_table(plan: ReportPlan, results: Results, arms: list[Arm], metrics: list[str]) -> str:
+    """One row per backbone x arm, marks from a Holm family per metric column."""
+    control, kar = reference_arms(plan)
+    marks: dict[tuple[str, str, str], str] = {}
+    for metric in metrics:
+        for c in table_comparisons(plan, results, arms, metric):
+            if c.p_holm < plan.cfg.alpha and c.test.diff > 0:
+                mark = "*" if control is not None and c.reference == control.name else "†"
+                marks[(c.backbone, c.arm, metric)] = marks.get((c.backbone, c.arm, metric), "") + mark
+    lines = ["| Backbone | Arm | " + " | ".join(short(m) for m in metrics) + " |", "|---|---|" + "---:|" * len(metrics)]
+    for backbone in plan.backbones:
+        for arm in arms:
+            if not results.has(backbone, arm.name):
+                continue
+            cells = [fmt_cell(results.values(backbone, arm.name, m)) + marks.get((backbone, arm.name, m), "")
+                     for m in metrics]
+            lines.append(f"| {backbone} | {arm.name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def pvalue_table(runset: RunSet, cells: dict, metric: str, variants: list[str]) -> str:
-    """p-values of each variant against Base and KAR on one metric."""
-    lines = [f"| Backbone | Variant | {metric} | Δ vs Base | p vs Base | Δ vs KAR | p vs KAR |", "|---|---|---:|---:|---:|---:|---:|"]
-    for (backbone, variant), _ in sorted(runset.runs.items(), key=lambda kv: (kv[0][0], variants.index(kv[0][1]) if kv[0][1] in variants else 99)):
-        cell = cells[(backbone, variant, metric)]
-        b, k = cell.vs_base, cell.vs_kar
-        fmt = lambda t, attr: "" if t is None else (f"{t.mean_diff:+.4f}" if attr == "d" else f"{t.pvalue:.3g}")  # noqa: E731
-        lines.append(f"| {backbone} | {variant} | {cell.value:.4f} | {fmt(b, 'd')} | {fmt(b, 'p')} | {fmt(k, 'd')} | {fmt(k, 'p')} |")
-    return "\n".join(lines)
+def comparison_table(plan: ReportPlan, results: Results, arms: list[Arm], metric: str) -> tuple[str, list[Comparison]]:
+    """Focus-metric table: value with its 95% user-bootstrap CI, and each comparison's difference, CI, raw and
+    Holm-adjusted p."""
+    comparisons = table_comparisons(plan, results, arms, metric)
+    by_key = {(c.backbone, c.arm, c.reference): c for c in comparisons}
+    control, kar = reference_arms(plan)
+    refs = [r for r in (control, kar) if r is not None]
+    head = f"| Backbone | Arm | {short(metric)} [95% CI] |"
+    rule = "|---|---|---:|"
+    for ref in refs:
+        head += f" Δ vs {ref.name} [95% CI] | p | p Holm |"
+        rule += "---:|---:|---:|"
+    lines = [head, rule]
+    for backbone in plan.backbones:
+        for arm in arms:
+            seeds = results.seeds(backbone, arm.name)
+            if not seeds:
+                continue
+            _, per_user = results.user_matrix(backbone, arm.name, metric, seeds)
+            low, high = bootstrap_ci(per_user, n_resamples=plan.cfg.bootstrap)
+            row = f"| {backbone} | {arm.name} | {np.mean(results.values(backbone, arm.name, metric)):.4f} [{low:.4f}, {high:.4f}] |"
+            for ref in refs:
+                c = by_key.get((backbone, arm.name, ref.name))
+                row += (" | | |" if c is None else
+                        f" {c.test.diff:+.4f} [{c.test.ci_low:+.4f}, {c.test.ci_high:+.4f}] | {c.test.pvalue:.3g} | {c.p_holm:.3g} |")
+            lines.append(row)
+    return "\n".join(lines), comparisons
+
+
+def mde_note(plan: ReportPlan, comparisons: list[Comparison], metric: str) -> str:
+    """The minimum detectable difference of the table's control comparisons, and what it implies."""
+    control, _ = reference_arms(plan)
+    tests = [c.test for c in comparisons if control is not None and c.reference == control.name]
+    if not tests:
+        return ""
+    n = int(np.median([t.n_users for t in tests]))
+    family = max(len(comparisons), 1)
+    raw = [min_detectable_effect(t.sd_diff, t.n_users, plan.cfg.alpha, plan.cfg.power) for t in tests]
+    strict = [min_detectable_effect(t.sd_diff, t.n_users, plan.cfg.alpha / family, plan.cfg.power) for t in tests]
+    return (f"Minimum detectable {metric.upper()} difference against the control ({plan.cfg.power:.0%} power, "
+            f"two-sided paired t-test on {n} test users): median {np.median(raw):.4f} (range {min(raw):.4f}–"
+            f"{max(raw):.4f}) at α = {plan.cfg.alpha}; {np.median(strict):.4f} at the Bonferroni level "
+            f"α / {family} that bounds Holm's first step. A difference below it that is not significant is a lack "
+            "of power, not evidence of no effect; one above it that is not significant is a null result.")

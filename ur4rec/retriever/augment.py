@@ -1,4 +1,8 @@
-"""Augmenters: a batch → `aug [B, C, A]`, concatenated by the backbone to each candidate's embedding.
+"""Augmenters: a batch → `aug [B, C, A]`, fused by the backbone into each candidate's embedding.
+
+Found by `kind` in a registry (`AUGMENTERS`), as the backbones are: `none` (the matched control: zeros of the
+encoder's width, so its model has the same fusion layer, parameter groups and training as +BERT/+LLM and
+differs only in what the augmentation carries), `bert`, `llm`, `kar`, `pooled`, `ur4rec`.
 
 The embedding tables are non-persistent buffers built from the `EmbeddingStore` (row = id, row 0 zeros), so
 models never touch files and checkpoints hold only trained weights. `AugmentedRecommender` pairs a backbone
@@ -9,6 +13,7 @@ loop trains it like any backbone — retriever and backbone together, on the bac
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import torch
@@ -16,7 +21,7 @@ from torch import Tensor, nn
 
 from ur4rec.retriever.keys import preference_keys
 from ur4rec.retriever.model import Retriever
-from ur4rec.retriever.variants import KarConfig
+from ur4rec.retriever.variants import KarConfig, VariantConfig
 
 ItemRepr = Callable[[Tensor], Tensor]
 
@@ -39,6 +44,17 @@ class Augmenter(nn.Module):
 
     def forward(self, batch: BatchLike, item_repr: ItemRepr | None = None) -> Tensor:
         raise NotImplementedError
+
+
+class ZeroAugmenter(Augmenter):
+    """The control: an augmentation input of the usual width that carries nothing."""
+
+    def __init__(self, dim: int):
+        super().__init__(torch.zeros(1, dim))
+        self.out_dim = dim
+
+    def forward(self, batch: BatchLike, item_repr: ItemRepr | None = None) -> Tensor:
+        return self.user_table.new_zeros(*batch.candidates.shape, self.out_dim)
 
 
 class BroadcastAugmenter(Augmenter):
@@ -149,3 +165,60 @@ def maybe_bf16(enabled: bool, device: torch.device):
     if not enabled:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+# ---------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True)
+class AugmenterInputs:
+    """What a builder may use; the tables are read lazily so a builder pays only for what it needs."""
+
+    variant: VariantConfig
+    user_table: Callable[[], Tensor]
+    item_table: Callable[[], Tensor]
+    dim: int
+    z_history: int
+    retriever: Retriever | None
+    bf16: bool
+
+
+AUGMENTERS: dict[str, Callable[[AugmenterInputs], Augmenter]] = {}
+
+
+def register_augmenter(kind: str):
+    def add(builder: Callable[[AugmenterInputs], Augmenter]) -> Callable[[AugmenterInputs], Augmenter]:
+        if kind in AUGMENTERS:
+            raise ValueError(f"augmenter kind {kind!r} registered twice")
+        AUGMENTERS[kind] = builder
+        return builder
+
+    return add
+
+
+@register_augmenter("none")
+def _control(x: AugmenterInputs) -> Augmenter:
+    return ZeroAugmenter(x.dim)
+
+
+@register_augmenter("bert")
+@register_augmenter("llm")
+def _broadcast(x: AugmenterInputs) -> Augmenter:
+    return BroadcastAugmenter(x.user_table())
+
+
+@register_augmenter("kar")
+def _kar(x: AugmenterInputs) -> Augmenter:
+    return KarAugmenter(x.user_table(), x.item_table(), x.variant.kar)
+
+
+@register_augmenter("pooled")
+def _pooled(x: AugmenterInputs) -> Augmenter:
+    return PooledAugmenter(x.user_table(), x.item_table(), x.z_history)
+
+
+@register_augmenter("ur4rec")
+def _ur4rec(x: AugmenterInputs) -> Augmenter:
+    if x.retriever is None:
+        raise ValueError("the ur4rec augmenter needs a retriever")
+    return RetrieverAugmenter(x.retriever, x.user_table(), x.item_table(), x.z_history, bf16=x.bf16)

@@ -1,38 +1,19 @@
-"""Build a variant's retriever and augmenter from typed configs, the embedding store and sizes."""
+"""Build a variant's augmenter from typed configs and the embedding store, through the augmenter registry."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import torch
 
-from ur4rec.retriever.augment import (
-    Augmenter,
-    BroadcastAugmenter,
-    KarAugmenter,
-    PooledAugmenter,
-    RetrieverAugmenter,
-)
-from ur4rec.retriever.config import RetrieverConfig
+from ur4rec.retriever.augment import AUGMENTERS, Augmenter, AugmenterInputs
+from ur4rec.retriever.config import BackboneRetrieverConfig, RetrieverConfig
 from ur4rec.retriever.model import Retriever
 from ur4rec.retriever.variants import VariantConfig
 
 
-def count_users(prepared: Path) -> int:
-    """The largest user id in `users.parquet` (ids are dense 1..n_users)."""
-    path = Path(prepared) / "users.parquet"
-    top = pc.max(pq.read_table(path, columns=["user_id"]).column("user_id")).as_py()
-    if top is None:
-        raise ValueError(f"{path}: no users")
-    return int(top)
-
-
-def build_retriever(rcfg: RetrieverConfig, variant: VariantConfig, backbone: str, h_dim: int, z_dim: int) -> Retriever:
+def build_retriever(rcfg: RetrieverConfig, variant: VariantConfig, per_backbone: BackboneRetrieverConfig,
+                    h_dim: int, z_dim: int) -> Retriever:
     """A fresh retriever (BERT-initialised) with this variant's K for this backbone."""
-    k = variant.proxy_count(rcfg.for_backbone(backbone).n_proxies)
-    return Retriever(rcfg.arch, k, h_dim, z_dim)
+    return Retriever(rcfg.arch, variant.proxy_count(per_backbone.n_proxies), h_dim, z_dim)
 
 
 def load_pretrained(retriever: Retriever, state: dict[str, torch.Tensor], redraw_proxies: bool) -> None:
@@ -45,28 +26,23 @@ def load_pretrained(retriever: Retriever, state: dict[str, torch.Tensor], redraw
         raise ValueError(f"pre-trained retriever does not fit: missing {sorted(set(missing) - allowed_missing)}, unexpected {unexpected}")
 
 
-def build_augmenter(
-    variant: VariantConfig,
-    rcfg: RetrieverConfig,
-    backbone: str,
-    store,
-    n_users: int,
-    n_items: int,
-    h_dim: int,
-    pretrained: dict[str, torch.Tensor] | None = None,
-) -> Augmenter:
-    """The augmenter of `variant`; `store` is an `EmbeddingStore` (anything with `.table(kind, size)`)."""
+def build_augmenter(variant: VariantConfig, rcfg: RetrieverConfig, per_backbone: BackboneRetrieverConfig,
+                    store, n_users: int, n_items: int, h_dim: int,
+                    pretrained: dict[str, torch.Tensor] | None = None) -> Augmenter:
+    """The augmenter of `variant`; `store` is an `EmbeddingStore` (anything with `.dim` and `.table(kind, size)`)."""
     user_kind, item_kind = variant.store_kinds
-    users = store.table(user_kind, n_users + 1)
-    if variant.kind in ("bert", "llm"):
-        return BroadcastAugmenter(users)
-    items = store.table(item_kind, n_items + 1)
-    if variant.kind == "kar":
-        return KarAugmenter(users, items, variant.kar)
-    z_history = rcfg.for_backbone(backbone).z_history
-    if variant.kind == "pooled":
-        return PooledAugmenter(users, items, z_history)
-    retriever = build_retriever(rcfg, variant, backbone, h_dim, users.shape[1])
-    if pretrained is not None:
-        load_pretrained(retriever, pretrained, redraw_proxies=variant.proxies == "random")
-    return RetrieverAugmenter(retriever, users, items, z_history, bf16=rcfg.arch.bf16)
+    retriever = None
+    if variant.uses_retriever:
+        retriever = build_retriever(rcfg, variant, per_backbone, h_dim, store.dim)
+        if pretrained is not None:
+            load_pretrained(retriever, pretrained, redraw_proxies=variant.proxies == "random")
+    inputs = AugmenterInputs(
+        variant=variant,
+        user_table=lambda: store.table(user_kind, n_users + 1),
+        item_table=lambda: store.table(item_kind, n_items + 1),
+        dim=store.dim,
+        z_history=per_backbone.z_history,
+        retriever=retriever,
+        bf16=rcfg.arch.bf16,
+    )
+    return AUGMENTERS[variant.kind](inputs)

@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ur4rec.config import ParamsError, get_path, section
+from ur4rec.config import ParamsError, section
 
-AGGREGATIONS = ("item", "proxies", "concat")
+# Eq. 9 Agg: `item` the item's own output, `proxies` the mean of the proxy outputs, `concat` both (all three on
+# the one-pass fast path, mask (c)); `item_proxies` the mean of the proxy outputs of a [P; h_i] pass per item
+# (mask (b), the route PIM pre-trains; about K times the fast path's cost, see docs/retriever.md).
+AGGREGATIONS = ("item", "proxies", "concat", "item_proxies")
 
 
 @dataclass
@@ -20,7 +23,7 @@ class ArchConfig:
     n_heads: int = 12
     ffn_dim: int = 1536
     dropout: float = 0.1
-    aggregate: str = "concat"  # eq. 9 Agg: item | proxies | concat (item output ++ mean of proxy outputs)
+    aggregate: str = "concat"  # eq. 9 Agg (see AGGREGATIONS)
     proxies_see_items: bool = False  # Figure 3(c) as drawn; False keeps fast path == per-item path
     bf16: bool = True  # bf16 autocast for the retriever in joint training (weights stay fp32)
 
@@ -39,19 +42,35 @@ class BackboneRetrieverConfig:
     z_history: int = 10  # history items whose knowledge joins e_u in Z (eq. 5); the backbone's history length
 
 
+NEGATIVE_SAMPLING = ("uniform", "popularity")
+
+
 @dataclass
 class PretrainConfig:
-    """Algorithm 1 lines 9–18."""
+    """Algorithm 1 lines 9–18, on the shared training loop (selection on validation loss)."""
 
     epochs: int = 5
+    patience: int = 2
     lr: float = 1e-4
     batch_size: int = 32
+    eval_batch_size: int = 256
     weight_decay: float = 0.01
+    grad_clip: float = 5.0
     tau: float = 0.1  # InfoNCE temperature
     alpha: float = 1.0  # weight of the PIM loss
     n_negatives: int = 10  # M, negatives per positive for InfoNCE
     pim_negatives: int = 1  # negatives per positive for PIM (taken from the M)
-    seed: int = 0
+    negative_sampling: str = "uniform"  # uniform | popularity (items drawn by training frequency)
+    in_batch_negatives: bool = False  # the other samples' targets in the batch join the InfoNCE negatives
+    select_metric: str = "loss"  # validation value to minimise: loss | cl | pim
+
+    def __post_init__(self) -> None:
+        if self.negative_sampling not in NEGATIVE_SAMPLING:
+            raise ParamsError(f"retriever.pretrain.negative_sampling: {self.negative_sampling!r} is not one of {NEGATIVE_SAMPLING}")
+        if self.select_metric not in ("loss", "cl", "pim"):
+            raise ParamsError(f"retriever.pretrain.select_metric: {self.select_metric!r} is not one of loss, cl, pim")
+        if not 0 <= self.pim_negatives <= self.n_negatives:
+            raise ParamsError("retriever.pretrain.pim_negatives must be between 0 and n_negatives")
 
 
 @dataclass
@@ -80,17 +99,19 @@ class RetrieverConfig:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     joint: JointConfig = field(default_factory=JointConfig)
 
-    def for_backbone(self, backbone: str) -> BackboneRetrieverConfig:
-        if backbone not in self.per_backbone:
-            raise ParamsError(
-                f"retriever.per_backbone has no entry for backbone {backbone!r}; known: {sorted(self.per_backbone)}"
-            )
-        return self.per_backbone[backbone]
+    def for_backbone(self, backbone: str, model: str | None = None) -> BackboneRetrieverConfig:
+        """The entry of `backbone` (a name in `backbones:`), else that of its model family (`dlcm`, ...)."""
+        for key in (backbone, model):
+            if key in self.per_backbone:
+                return self.per_backbone[key]
+        raise ParamsError(
+            f"retriever.per_backbone has no entry for backbone {backbone!r} (model {model!r}); known: {sorted(self.per_backbone)}"
+        )
 
 
-def retriever_config(params: Mapping[str, Any]) -> RetrieverConfig:
-    """Build the typed `retriever` section (per-backbone entries are typed one by one)."""
-    raw = dict(get_path(params, "retriever"))
+def parse_retriever(block: Mapping[str, Any] | None) -> RetrieverConfig:
+    """The typed `retriever:` section (per-backbone entries are typed one by one)."""
+    raw = dict(block or {})
     per_backbone = {
         name: section(BackboneRetrieverConfig, value, f"retriever.per_backbone.{name}")
         for name, value in (raw.pop("per_backbone", None) or {}).items()

@@ -23,9 +23,20 @@ def max_proxy_cosine(pref: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
     return cos.max(dim=1).values
 
 
+def info_nce_logits(pref: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, tau: float,
+                    batch_items: torch.Tensor | None = None, batch_allowed: torch.Tensor | None = None) -> torch.Tensor:
+    """`[B, 1 + M (+ B)]` logits: the positive first, its M negatives, then (in-batch negatives) every item of
+    `batch_items [B, W]` that `batch_allowed [B, B]` lets row b use, the others at -inf."""
+    logits = max_proxy_cosine(pref, torch.cat([pos.unsqueeze(1), neg], dim=1)) / tau
+    if batch_items is None:
+        return logits
+    shared = max_proxy_cosine(pref, batch_items.unsqueeze(0).expand(pref.shape[0], -1, -1)) / tau
+    return torch.cat([logits, shared.masked_fill(~batch_allowed, float("-inf"))], dim=1)
+
+
 def info_nce(pref: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, tau: float) -> torch.Tensor:
     """L_CL for `pref [B, K, W]`, `pos [B, W]`, `neg [B, M, W]`: mean over B of -log softmax(pos)."""
-    logits = max_proxy_cosine(pref, torch.cat([pos.unsqueeze(1), neg], dim=1)) / tau
+    logits = info_nce_logits(pref, pos, neg, tau)
     target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
     return F.cross_entropy(logits, target)
 

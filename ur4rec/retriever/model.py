@@ -13,8 +13,11 @@ Modes (all batch-first):
 - `augment_per_item(h, z)` eq. 9 one item per pass; the reference the fast path is tested against.
 
 Agg of eq. 9 (`arch.aggregate`): `item` takes the item's own output, `proxies` the mean of the K proxy outputs,
-`concat` (default) both side by side. With item-blind proxies the proxy mean is the user's filtered
-preference (shared by all candidates) and the item output is what that candidate retrieved from Z as a query.
+`concat` (default) both side by side, all on the one-pass fast path. With item-blind proxies the proxy mean is
+the user's filtered preference (shared by all candidates) and the item output is what that candidate
+retrieved from Z as a query. `item_proxies` is eq. 9 as written: the mean of the K proxy outputs of a
+separate [P; h_i] pass per item under mask (b), the very route PIM pre-trains; the proxies then differ per
+item, at about K + 1 positions per item instead of 1 + K / l on the fast path.
 """
 
 from __future__ import annotations
@@ -147,6 +150,11 @@ class Retriever(nn.Module):
         """A, the width of one augmented vector."""
         return 2 * self.width if self.aggregate == "concat" else self.width
 
+    @property
+    def per_item(self) -> bool:
+        """True when eq. 9 runs one [P; h_i] pass per item (`item_proxies`) instead of the fast path."""
+        return self.aggregate == "item_proxies"
+
     # ---------------------------------------------------------------- modes
 
     def preference(self, z: torch.Tensor, z_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -170,7 +178,11 @@ class Retriever(nn.Module):
         return self.pim_head(pooled).squeeze(-1)
 
     def augment(self, h: torch.Tensor, z: torch.Tensor, z_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Eq. 9 fast path: [P; h_1..h_l] in one pass under mask (c): `[B, l, h_dim]` → `[B, l, A]`."""
+        """Eq. 9: `[B, l, h_dim]` → `[B, l, A]`; the fast path ([P; h_1..h_l] in one pass under mask (c)), or one
+        [P; h_i] pass per item under mask (b) with `item_proxies`."""
+        if self.per_item:
+            out = self._per_item(h, z, z_mask, attention_masks.proxies_and_item(self.n_proxies))
+            return out[:, :, : self.n_proxies].mean(2)
         b, n_items, _ = h.shape
         x = torch.cat([self.proxies.unsqueeze(0).expand(b, -1, -1), self.h_proj(h)], dim=1)
         mask = attention_masks.proxies_and_items(self.n_proxies, n_items, self.proxies_see_items).to(h.device)
@@ -181,6 +193,8 @@ class Retriever(nn.Module):
 
     def augment_per_item(self, h: torch.Tensor, z: torch.Tensor, z_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Eq. 9 with one [P; h_i] pass per item (mask (c) with l = 1); the fast path's reference."""
+        if self.per_item:
+            return self.augment(h, z, z_mask)
         mask = attention_masks.proxies_and_items(self.n_proxies, 1, self.proxies_see_items)
         out = self._per_item(h, z, z_mask, mask)  # [B, l, K + 1, W]
         k = self.n_proxies

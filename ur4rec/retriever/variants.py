@@ -1,9 +1,12 @@
-"""Variant name → how to build it: the augmentation baselines, UR4Rec and its ablations (Tables 2, 3, Fig. 4).
+"""Variant name → how to build it: the control, the augmentation baselines, UR4Rec and its ablations
+(Tables 2, 3, Fig. 4).
 
-Every variant is one `variant.<name>` block in params.yaml, typed here. `kind` picks the augmenter:
+Every variant is one `variant.<name>` block in params.yaml, typed here; nothing is read from the name. `kind`
+picks the augmenter (registered in `ur4rec.retriever.augment`):
 
 | kind     | aug per candidate                                                                 |
 | ---      | ---                                                                               |
+| `none`   | zeros: the matched control, trained exactly like the others without augmentation  |
 | `bert`   | the encoder vector of the user's raw history text, broadcast (+BERT)              |
 | `llm`    | the encoder vector of the LLM user preference, broadcast (+LLM)                   |
 | `kar`    | KAR's hybrid-expert adaptor over the preference and the candidate's knowledge     |
@@ -12,7 +15,9 @@ Every variant is one `variant.<name>` block in params.yaml, typed here. `kind` p
 
 For `ur4rec`, `objectives` lists the pre-training losses (`[]`: no pre-training), `proxies` says whether the
 joint training starts from the pre-trained proxies, re-drawn random ones, or none at all, `z_source` whether Z
-holds LLM (`llm`) or raw-text (`bert`) vectors, and `n_proxies` overrides the per-backbone K.
+holds LLM (`llm`) or raw-text (`bert`) vectors, and `n_proxies` overrides the per-backbone K. `family`
+says which report table a variant belongs to: `main` (Table 2), `ablation` (Table 3) or `proxy_sweep`
+(Figure 4, plotted against its K).
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ur4rec.config import ParamsError, get_path, section
+from ur4rec.config import ParamsError, section
 from ur4rec.retriever.losses import OBJECTIVES
 
-KINDS = ("bert", "llm", "kar", "pooled", "ur4rec")
+KINDS = ("none", "bert", "llm", "kar", "pooled", "ur4rec")
+FAMILIES = ("main", "ablation", "proxy_sweep")
 PROXY_MODES = ("pretrained", "random", "none")
 # Which store kinds hold the user vector and the item vectors for each Z source.
 Z_SOURCES = {"llm": ("user_pref", "item_know"), "bert": ("user_text", "item_text")}
@@ -48,9 +54,11 @@ class VariantConfig:
     proxies: str = "pretrained"
     n_proxies: int | None = None
     kar: KarConfig = field(default_factory=KarConfig)
+    family: str = "main"
 
     def __post_init__(self) -> None:
         _one_of("kind", self.kind, KINDS)
+        _one_of("family", self.family, FAMILIES)
         _one_of("z_source", self.z_source, tuple(Z_SOURCES))
         _one_of("proxies", self.proxies, PROXY_MODES)
         for objective in self.objectives:
@@ -61,6 +69,10 @@ class VariantConfig:
             raise ParamsError("variant: proxies: random re-draws pre-trained proxies, so it needs pre-training objectives")
         if self.n_proxies is not None and self.n_proxies < 1:
             raise ParamsError(f"variant.n_proxies must be >= 1 (use proxies: none for no proxies), got {self.n_proxies}")
+
+    @property
+    def is_control(self) -> bool:
+        return self.kind == "none"
 
     @property
     def needs_pretraining(self) -> bool:
@@ -79,17 +91,14 @@ class VariantConfig:
     @property
     def store_kinds(self) -> tuple[str, str]:
         """(user kind, item kind) read from the embedding store."""
-        if self.kind == "bert":
+        if self.kind in ("bert", "none"):
             return ("user_text", "item_text")
         return Z_SOURCES[self.z_source]
 
 
-def variant_config(params: Mapping[str, Any], name: str) -> VariantConfig:
-    """The typed `variant.<name>` block; a missing variant is an error listing the known ones."""
-    variants = get_path(params, "variant", {}) or {}
-    if name not in variants:
-        raise ParamsError(f"unknown variant {name!r}: params.yaml variant: has {sorted(variants)}")
-    return section(VariantConfig, variants[name], f"variant.{name}")
+def parse_variants(block: Mapping[str, Any] | None) -> dict[str, VariantConfig]:
+    """The typed `variant:` section, one `VariantConfig` per name."""
+    return {name: section(VariantConfig, value, f"variant.{name}") for name, value in (block or {}).items()}
 
 
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -1,18 +1,12 @@
-"""The one training loop every model uses: Base backbones and the augmented variants alike.
+"""The one training loop: Base backbones, augmented variants and the retriever's pre-training all run on it.
 
-It trains any `nn.Module` whose `forward(batch) -> scores [B, C]` with the listwise "backbone loss": softmax
-cross-entropy over each candidate list with the target (at `target_pos`) as the true class, i.e. the negative
-log-likelihood of picking the target out of its C candidates. The same loss serves all five backbones, so
-their differences come from the architectures, not from the objectives.
+What is trained and how it is scored is a `Task`: it yields training batches, turns a batch into named losses
+(`"loss"` is the one minimised) and scores the model on VALIDATION data. Everything else lives here, once:
+seeding, AdamW with parameter groups, gradient clipping, early stopping and model selection on the task's
+validation metric, DVCLive logging, epoch-level resume and the best checkpoint. The test split never enters.
 
-Model selection and early stopping read the VALIDATION split only: after each epoch the validation
-`select_metric` is computed; the best epoch's weights are kept and returned; training stops after
-`patience` epochs without improvement. With `validate_start` the starting weights are scored first and
-compete too (a warm-started run then never ends worse on validation than where it began). The test split
-never enters this module.
-
-Reproducible: each epoch's shuffling and dropout are drawn from generators seeded by (seed, epoch), so a run
-resumed after an interruption (see `ur4rec.train.resume`) continues exactly as if it had never stopped.
+Repeatable: each epoch's batch order, sampling and dropout come from seeds derived from (seed, epoch), so a
+run resumed after an interruption (`ur4rec.train.resume`) continues exactly as if it had never stopped.
 """
 
 from __future__ import annotations
@@ -23,22 +17,42 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ur4rec.eval.metrics import parse_metric, score_metric
 from ur4rec.io import write_json
-from ur4rec.train.batch import RerankData
 from ur4rec.train.checkpoint import save_weights, state_to_cpu
 from ur4rec.train.config import TrainConfig
 from ur4rec.train.resume import LoopState, discard, fingerprint, load_state, save_state
 
-VALID_LOGGED = ("map@10", "ndcg@10")
+WEIGHTS_FILE = "model.safetensors"
+FIT_FILE = "fit.json"
+
+
+class Task(Protocol):
+    """What the loop trains on. `select_mode` says whether a higher (`max`) or lower (`min`) validation
+    value of the selection metric is better."""
+
+    select_mode: str
+    n_train: int
+
+    def n_batches(self, batch_size: int) -> int: ...
+
+    def batches(self, batch_size: int, seed: int) -> Iterator[Any]:
+        """Training batches of one epoch, their order and any sampling drawn from `seed`."""
+
+    def losses(self, model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
+        """Named scalar losses of a batch; `"loss"` is minimised, the others are logged."""
+
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        """Validation metrics; the selection metric among them."""
+
+    def identity(self) -> list[torch.Tensor]:
+        """Tensors that identify the data (sample ids), for the resume fingerprint."""
 
 
 @dataclass
@@ -50,75 +64,25 @@ class FitResult:
     stopped_early: bool
     resumed_from_epoch: int = 0
     mean_epoch_seconds: float = 0.0      # wall clock of the training pass (validation excluded)
-    mean_epoch_cpu_seconds: float = 0.0  # CPU time of the same: the wall time on free cores at threads=1
+    mean_epoch_cpu_seconds: float = 0.0  # CPU time of the same
+    mean_valid_seconds: float = 0.0      # wall clock of one validation pass
     train_samples_per_second: float = 0.0
     peak_rss_mb: float = 0.0
     start_valid: float | None = None     # validation `select_metric` of the starting weights (validate_start)
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def backbone_loss(scores: torch.Tensor, target_pos: torch.Tensor) -> torch.Tensor:
-    """Listwise softmax cross-entropy over the candidate list, the target being the true class."""
-    return F.cross_entropy(scores, target_pos)
+def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
+    """Independent seeds per (run seed, epoch, stream): stream 0 orders and samples batches, 1 drives dropout."""
+    return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1, np.uint64)[0] % (2**63))
 
 
-@torch.no_grad()
-def predict(model: nn.Module, data: RerankData, batch_size: int = 256, progress: bool = False) -> np.ndarray:
-    """Scores `[n_samples, n_candidates]` (float32) in the data's order, with the model in eval mode."""
-    was_training = model.training
-    model.eval()
-    out = np.empty((len(data), data.n_candidates), dtype=np.float32)
-    row = 0
-    bar = tqdm(data.batches(batch_size), total=data.n_batches(batch_size), desc="predict", unit="batch",
-               disable=not progress, leave=False)
-    for batch in bar:
-        scores = model(batch)
-        out[row:row + len(batch)] = scores.float().cpu().numpy()
-        row += len(batch)
-    model.train(was_training)
-    return out
+def better(mode: str, value: float, best: float) -> bool:
+    return value > best if mode == "max" else value < best
 
 
-def labels_of(data: RerankData) -> np.ndarray:
-    labels = np.zeros((len(data), data.n_candidates), dtype=np.float32)
-    labels[np.arange(len(data)), data.target_pos.numpy()] = 1.0
-    return labels
-
-
-def validate(model: nn.Module, data: RerankData, cfg: TrainConfig) -> dict[str, float]:
-    """Validation metrics: the selection metric and the ones logged every epoch."""
-    scores = predict(model, data, cfg.eval_batch_size)
-    labels = labels_of(data)
-    return {name: score_metric(name, scores, labels) for name in dict.fromkeys((cfg.select_metric, *VALID_LOGGED))}
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    return (seed * 1_000_003 + epoch) % (2**63)
-
-
-def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, data: RerankData, cfg: TrainConfig,
-                epoch: int, params: list[nn.Parameter]) -> float:
-    """One pass over `data` in the epoch's seeded order; returns the mean loss."""
-    model.train()
-    order = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
-    total, seen = 0.0, 0
-    bar = tqdm(data.batches(cfg.batch_size, order), total=data.n_batches(cfg.batch_size),
-               desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not cfg.progress, leave=False)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(epoch_seed(cfg.seed + 1, epoch))  # dropout
-        for batch in bar:
-            loss = backbone_loss(model(batch), batch.target_pos)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss {loss.item()} in epoch {epoch + 1}; lower the learning rate")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
-            total += loss.item() * len(batch)
-            seen += len(batch)
-            bar.set_postfix(loss=f"{total / seen:.4f}")
-    return total / max(seen, 1)
+def worst(mode: str) -> float:
+    return float("-inf") if mode == "max" else float("inf")
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, param_groups: list[dict] | None) -> torch.optim.AdamW:
@@ -127,6 +91,34 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, param_groups: list[dict] 
         raise ValueError("train config has no lr: set backbone.<name>.lr (or train.lr to override all)")
     groups = param_groups or [{"params": [p for p in model.parameters() if p.requires_grad]}]
     return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, cfg: TrainConfig, epoch: int,
+                params: list[nn.Parameter]) -> dict[str, float]:
+    """One pass over the task's training batches; the mean of each named loss."""
+    model.train()
+    sums: dict[str, float] = {}
+    seen = 0
+    bar = tqdm(task.batches(cfg.batch_size, epoch_seed(cfg.seed, epoch)), total=task.n_batches(cfg.batch_size),
+               desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not cfg.progress, leave=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(epoch_seed(cfg.seed, epoch, stream=1))  # dropout
+        for batch in bar:
+            losses = task.losses(model, batch)
+            loss = losses["loss"]
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite loss {loss.item()} in epoch {epoch + 1}; lower the learning rate")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            optimizer.step()
+            n = len(batch)
+            seen += n
+            for key, value in losses.items():
+                sums[key] = sums.get(key, 0.0) + value.item() * n
+            bar.set_postfix(loss=f"{sums['loss'] / seen:.4f}")
+    return {key: value / max(seen, 1) for key, value in sums.items()}
 
 
 def open_live(live_dir: Path | None, resumed: bool):
@@ -140,43 +132,39 @@ def open_live(live_dir: Path | None, resumed: bool):
 
 def fit(
     model: nn.Module,
-    train_data: RerankData,
-    valid_data: RerankData,
+    task: Task,
     cfg: TrainConfig,
     out_dir: str | Path,
     param_groups: list[dict] | None = None,
     live_dir: str | Path | None = None,
     state_dir: str | Path | None = None,
 ) -> FitResult:
-    """Train `model` with early stopping on `valid_data`; write the best weights to `out_dir/model.safetensors`
-    and a summary to `out_dir/fit.json`; leave `model` holding the best weights.
+    """Train `model` on `task` with early stopping on its validation metric; write the best weights to
+    `out_dir/model.safetensors` and a summary to `out_dir/fit.json`; leave `model` holding the best weights.
 
     `param_groups` (AdamW groups, e.g. a smaller lr for a pre-trained part) default to all trainable
     parameters at `cfg.lr`. `live_dir`: DVCLive per-epoch metrics. `state_dir`: epoch-level resume state,
-    removed once training finishes.
+    removed once training finishes. The caller seeds the process (`ur4rec.train.determinism`) before it
+    builds the model, so initial weights are repeatable too.
     """
-    parse_metric(cfg.select_metric)
-    for name, data in (("training", train_data), ("validation", valid_data)):
-        if len(data) == 0:
-            raise ValueError(f"{data.source or name + ' data'}: no {name} samples (model selection needs both splits)")
     out_dir = Path(out_dir)
     state_dir = Path(state_dir) if state_dir is not None else None
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
+    mode = task.select_mode
     optimizer = make_optimizer(model, cfg, param_groups)
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    expected = fingerprint(cfg, model, [train_data.sample_ids, valid_data.sample_ids])
+    expected = fingerprint(cfg, model, task.identity())
     restored = load_state(state_dir, expected, model, optimizer) if state_dir is not None else None
-    state, best_weights = restored if restored else (LoopState(fingerprint=expected), state_to_cpu(model))
+    state, best_weights = restored if restored else (LoopState(best=worst(mode), fingerprint=expected), state_to_cpu(model))
     if restored is None and cfg.validate_start:
-        state.start_valid = state.best = validate(model, valid_data, cfg)[cfg.select_metric]
+        state.start_valid = state.best = task.validate(model)[cfg.select_metric]
     resumed_from = state.epoch
     with open_live(Path(live_dir) if live_dir is not None else None, resumed=restored is not None) as live:
         while state.epoch < cfg.epochs and (state.epoch == 0 or state.bad_epochs < cfg.patience):
-            record = run_epoch(model, optimizer, train_data, valid_data, cfg, state.epoch, params)
+            record = run_epoch(model, optimizer, task, cfg, state.epoch, params)
             state.history.append(record)
-            if record[f"valid_{cfg.select_metric}"] > state.best:
-                state.best, state.best_epoch, state.bad_epochs = record[f"valid_{cfg.select_metric}"], state.epoch, 0
+            value = record[f"valid_{cfg.select_metric}"]
+            if better(mode, value, state.best):
+                state.best, state.best_epoch, state.bad_epochs = value, state.epoch, 0
                 best_weights = state_to_cpu(model)
             else:
                 state.bad_epochs += 1
@@ -185,32 +173,34 @@ def fit(
             if state_dir is not None:
                 save_state(state_dir, state, model, optimizer, best_weights)
     model.load_state_dict(best_weights)
-    result = summarise(state, cfg, len(train_data), resumed_from)
-    save_weights(model, out_dir / "model.safetensors")
-    write_json(out_dir / "fit.json", dataclasses.asdict(result))
+    result = summarise(state, cfg, task.n_train, resumed_from)
+    save_weights(model, out_dir / WEIGHTS_FILE)
+    write_json(out_dir / FIT_FILE, dataclasses.asdict(result))
     discard(state_dir)
     return result
 
 
-def run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, train_data: RerankData, valid_data: RerankData,
-              cfg: TrainConfig, epoch: int, params: list[nn.Parameter]) -> dict[str, Any]:
-    """Train one epoch, then score validation; the epoch's log record."""
+def run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, cfg: TrainConfig, epoch: int,
+              params: list[nn.Parameter]) -> dict[str, Any]:
+    """Train one epoch, then validate; the epoch's log record."""
     started, cpu_started = time.perf_counter(), time.process_time()
-    loss = train_epoch(model, optimizer, train_data, cfg, epoch, params)
+    train = train_epoch(model, optimizer, task, cfg, epoch, params)
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
-    valid = validate(model, valid_data, cfg)
-    return {"epoch": epoch, "train_loss": loss, "seconds": seconds, "cpu_seconds": cpu_seconds,
+    valid_started = time.perf_counter()
+    valid = task.validate(model)
+    return {"epoch": epoch, **{f"train_{k}": v for k, v in train.items()}, "seconds": seconds,
+            "cpu_seconds": cpu_seconds, "valid_seconds": time.perf_counter() - valid_started,
             **{f"valid_{k}": v for k, v in valid.items()}}
 
 
 def log_epoch(live: Any, record: dict[str, Any]) -> None:
     if live is None:
         return
-    live.log_metric("train/loss", record["train_loss"])
-    live.log_metric("train/epoch_seconds", record["seconds"])
     for key, value in record.items():
-        if key.startswith("valid_"):
-            live.log_metric(f"valid/{key.removeprefix('valid_')}", value)
+        for prefix in ("train_", "valid_"):
+            if key.startswith(prefix):
+                live.log_metric(f"{prefix[:-1]}/{key.removeprefix(prefix)}", value)
+    live.log_metric("train/epoch_seconds", record["seconds"])
     live.next_step()
 
 
@@ -226,6 +216,7 @@ def summarise(state: LoopState, cfg: TrainConfig, n_train: int, resumed_from: in
         resumed_from_epoch=resumed_from,
         mean_epoch_seconds=mean,
         mean_epoch_cpu_seconds=float(np.mean([r["cpu_seconds"] for r in state.history])) if seconds else 0.0,
+        mean_valid_seconds=float(np.mean([r["valid_seconds"] for r in state.history])) if seconds else 0.0,
         train_samples_per_second=n_train / mean if mean else 0.0,
         peak_rss_mb=peak_rss_mb(),
         start_valid=state.start_valid,

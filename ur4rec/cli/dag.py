@@ -1,0 +1,203 @@
+"""`dvc.yaml` generated from one description of the stages, with each stage's code deps computed from the
+import closure of its script, so a stale result can never pass for up to date.
+
+The code deps are files, not packages: the training stages depend on `ur4rec/llm/config.py` (the settings
+check reads it) but not on `ur4rec/llm/generate.py`, so editing the generation code reruns no training.
+`ur4rec dag --check` fails when `dvc.yaml` differs from what this module writes; `ur4rec dag --write`
+rewrites it. The test suite runs the check.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = "ur4rec"
+
+RUN = "data/${item.dataset}/runs/${item.backbone}"
+BASE_RUN = RUN + "/base/seed${item.seed}"
+ARM_RUN = RUN + "/${item.variant}/seed${item.seed}"
+PREPARED = "data/${item.dataset}/prepared"
+EMB = "data/${item.dataset}/emb"
+
+
+@dataclass
+class Stage:
+    script: str
+    args: str
+    comment: str
+    deps: list[str] = field(default_factory=list)
+    params: list[str] = field(default_factory=list)
+    outs: list[object] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)
+    plots: list[object] = field(default_factory=list)
+    foreach: str | None = None                 # foreach over a params list (one dimension)
+    matrix: dict[str, str] | None = None       # matrix over params lists
+
+
+DATASET = "${item}"
+STAGES: dict[str, Stage] = {
+    "fetch": Stage(
+        "stages/fetch.py", DATASET, "raw files into data/raw/<dataset> (mirror copy or verified download)",
+        params=["fetch.mirrors", "fetch.allow_unpinned", "dataset.${item}.format", "dataset.${item}.raw_name",
+                "dataset.${item}.category"],
+        outs=[{"data/raw/${item}": {"push": False}}],  # raw data licences forbid redistribution
+        foreach="datasets"),
+    "prepare": Stage(
+        "stages/prepare.py", DATASET, "leak-free reranking lists and the LLM histories",
+        deps=["data/raw/${item}"], params=["prepare", "dataset.${item}"], outs=["data/${item}/prepared"],
+        foreach="datasets"),
+    "generate": Stage(
+        "stages/generate.py", DATASET, "LLM preferences and item knowledge, through the content-addressed cache",
+        deps=["templates", "data/${item}/prepared"], params=["llm", "dataset.${item}.domain"],
+        outs=["data/${item}/llm"], foreach="datasets"),
+    "encode": Stage(
+        "stages/encode.py", DATASET, "frozen-encoder vectors of the LLM and raw texts",
+        deps=["data/${item}/llm", "data/${item}/prepared"], params=["encoder"], outs=["data/${item}/emb"],
+        foreach="datasets"),
+    "train": Stage(
+        "stages/train.py", "${item.dataset} ${item.backbone} ${item.seed}", "the Base run of a backbone",
+        deps=[PREPARED], params=["train", "backbone.${item.backbone}"],
+        outs=[BASE_RUN + "/train"], metrics=[BASE_RUN + "/dvclive/metrics.json"],
+        plots=[{BASE_RUN + "/dvclive/plots/metrics": {"x": "step"}}],
+        matrix={"dataset": "datasets", "backbone": "backbones", "seed": "seeds"}),
+    "evaluate": Stage(
+        "stages/evaluate.py", "${item.dataset} ${item.backbone} ${item.seed}", "test metrics of the Base run",
+        deps=[PREPARED, BASE_RUN + "/train"], params=["evaluate", "train.deterministic", "backbone.${item.backbone}"],
+        outs=[BASE_RUN + "/eval/per_sample.parquet"], metrics=[BASE_RUN + "/eval/metrics.json"],
+        matrix={"dataset": "datasets", "backbone": "backbones", "seed": "seeds"}),
+    "pretrain": Stage(
+        "stages/pretrain.py", "${item.dataset} ${item.backbone} ${item.variant} ${item.seed}",
+        "the variant's retriever pre-training against its seed's Base (a marker for variants without)",
+        deps=[PREPARED, EMB, BASE_RUN + "/train"],
+        params=["retriever.arch", "retriever.pretrain", "retriever.per_backbone", "retriever.joint.threads",
+                "variant.${item.variant}", "backbone.${item.backbone}", "train.deterministic", "train.progress"],
+        outs=[ARM_RUN + "/pretrain"],
+        matrix={"dataset": "datasets", "backbone": "backbones", "variant": "variants", "seed": "seeds"}),
+    "train_aug": Stage(
+        "stages/train_aug.py", "${item.dataset} ${item.backbone} ${item.variant} ${item.seed}",
+        "joint training of an arm (the control or an augmented variant) from its seed's Base",
+        deps=[PREPARED, EMB, BASE_RUN + "/train", ARM_RUN + "/pretrain"],
+        params=["train", "backbone.${item.backbone}", "retriever.arch", "retriever.joint", "retriever.per_backbone",
+                "variant.${item.variant}"],
+        outs=[ARM_RUN + "/train"], metrics=[ARM_RUN + "/dvclive/metrics.json"],
+        plots=[{ARM_RUN + "/dvclive/plots/metrics": {"x": "step"}}],
+        matrix={"dataset": "datasets", "backbone": "backbones", "variant": "variants", "seed": "seeds"}),
+    "evaluate_aug": Stage(
+        "stages/evaluate.py", "${item.dataset} ${item.backbone} ${item.variant} ${item.seed}",
+        "test metrics of an arm",
+        deps=[PREPARED, EMB, ARM_RUN + "/train"],
+        params=["evaluate", "train.deterministic", "retriever.joint.threads", "backbone.${item.backbone}",
+                "retriever.arch", "retriever.per_backbone", "variant.${item.variant}"],
+        outs=[ARM_RUN + "/eval/per_sample.parquet"], metrics=[ARM_RUN + "/eval/metrics.json"],
+        matrix={"dataset": "datasets", "backbone": "backbones", "variant": "variants", "seed": "seeds"}),
+    "report": Stage(
+        "stages/report.py", DATASET, "tables, user-level statistics and plots over every evaluated run",
+        deps=["data/${item}/runs", "data/${item}/llm"],
+        params=["backbones", "variants", "seeds", "report", "evaluate.ks", "prepare.n_candidates", "variant",
+                "retriever.per_backbone", "retriever.pretrain.n_negatives", "dataset.${item}"],
+        outs=["data/report/${item}/results.md", "data/report/${item}/bars.png"],
+        metrics=["data/report/${item}/results.json"], foreach="datasets"),
+}
+
+
+# ---------------------------------------------------------------- import closure
+
+
+def module_file(module: str, root: Path = ROOT) -> Path | None:
+    """The file of an `ur4rec` module (a package's `__init__.py`), or None if it is not ours."""
+    if module != PACKAGE and not module.startswith(PACKAGE + "."):
+        return None
+    base = root / Path(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def imported_modules(path: Path, root: Path = ROOT) -> set[str]:
+    """Every module a file imports, at any depth of its code (imports inside functions count)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = ".".join(path.relative_to(root).with_suffix("").parts)
+    if path.name == "__init__.py":
+        package = package.removesuffix(".__init__")
+    else:
+        package = package.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import module`
+    return found
+
+
+def closure(script: Path, root: Path = ROOT) -> list[str]:
+    """The repository files a script runs: itself, every ur4rec module it reaches, and their packages."""
+    seen: set[Path] = set()
+    todo = [script]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for module in imported_modules(path, root):
+            parts = module.split(".")
+            for depth in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__ too
+                found = module_file(".".join(parts[:depth]), root)
+                if found is not None and found not in seen:
+                    todo.append(found)
+    return sorted(str(p.relative_to(root)) for p in seen)
+
+
+# ---------------------------------------------------------------- dvc.yaml
+
+
+HEADER = """\
+# The UR4Rec pipeline, generated by `ur4rec dag --write` from ur4rec/cli/dag.py: edit that file, not this one.
+# fetch@ds -> prepare@ds -> generate@ds -> encode@ds -> train@ds-backbone-seed (Base) -> evaluate
+#   -> pretrain@ds-backbone-variant-seed (retriever) -> train_aug (joint; the control too) -> evaluate_aug
+#   -> report@ds
+# Code deps are each script's import closure (files), params the leaves the stage reads.
+"""
+
+
+def stage_entry(name: str, stage: Stage, root: Path = ROOT) -> dict:
+    body: dict = {"cmd": f"python {stage.script} {stage.args}",
+                  "deps": closure(root / stage.script, root) + stage.deps}
+    for key in ("params", "outs", "metrics", "plots"):
+        if getattr(stage, key):
+            body[key] = getattr(stage, key)
+    if stage.foreach:
+        return {"foreach": "${" + stage.foreach + "}", "do": body}
+    return {"matrix": {k: "${" + v + "}" for k, v in (stage.matrix or {}).items()}, **body}
+
+
+def render(root: Path = ROOT) -> str:
+    parts = [HEADER, "stages:\n"]
+    for name, stage in STAGES.items():
+        block = yaml.safe_dump({name: stage_entry(name, stage, root)}, sort_keys=False, width=120)
+        parts.append(f"  # {name}: {stage.comment}\n")
+        parts.append("".join(f"  {line}\n" for line in block.splitlines()))
+    return "".join(parts)
+
+
+def check(root: Path = ROOT) -> list[str]:
+    """Differences between `dvc.yaml` and the generated file (empty when up to date)."""
+    path = root / "dvc.yaml"
+    current = path.read_text(encoding="utf-8") if path.exists() else ""
+    wanted = render(root)
+    if current == wanted:
+        return []
+    import difflib
+
+    return list(difflib.unified_diff(current.splitlines(), wanted.splitlines(), "dvc.yaml", "generated", lineterm=""))

@@ -1,0 +1,80 @@
+"""CLI commands for runs: `ur4rec train`, `ur4rec pretrain`, `ur4rec evaluate` (one door each, Base or any arm)
+and `ur4rec compare`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ur4rec.cli.app import app
+from ur4rec.cli.common import BackboneOpt, DatasetOpt, ParamsOpt, SeedOpt, SetOpt, VariantOpt, read_settings
+from ur4rec.config import DEFAULT_PARAMS
+
+
+def _spec(dataset: str, backbone: str, variant: str | None, seed: int):
+    from ur4rec.runs.spec import RunSpec
+
+    return RunSpec(dataset, backbone, variant, seed)
+
+
+@app.command()
+def train(dataset: DatasetOpt, backbone: BackboneOpt, variant: VariantOpt = None, seed: SeedOpt = 0,
+          params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
+    """Train a run with early stopping on validation: the Base backbone, or an arm (control, +BERT, +LLM, KAR,
+    UR4Rec, ablations) jointly from its seed's Base."""
+    from ur4rec.runs.training import train as run_train
+
+    result = run_train(read_settings(params, sets), _spec(dataset, backbone, variant, seed))
+    typer.echo(json.dumps({k: v for k, v in dataclasses.asdict(result).items() if k != "history"}))
+
+
+@app.command()
+def pretrain(dataset: DatasetOpt, backbone: BackboneOpt, variant: VariantOpt = "ur4rec", seed: SeedOpt = 0,
+             params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
+    """Pre-train a variant's retriever (L_CL + alpha * L_PIM) on its seed's frozen Base item representations."""
+    from ur4rec.runs.training import pretrain as run_pretrain
+
+    out = run_pretrain(read_settings(params, sets), _spec(dataset, backbone, variant, seed))
+    typer.echo(json.dumps({k: v for k, v in out.items() if k != "history"}))
+
+
+@app.command()
+def evaluate(dataset: DatasetOpt, backbone: BackboneOpt, variant: VariantOpt = None, seed: SeedOpt = 0,
+             params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
+    """Score a trained run on the test split: per-list and mean MAP@k / NDCG@k."""
+    from ur4rec.runs.evaluation import evaluate as run_evaluate
+
+    typer.echo(json.dumps(run_evaluate(read_settings(params, sets), _spec(dataset, backbone, variant, seed))))
+
+
+@app.command()
+def compare(
+    a: Annotated[Path, typer.Argument(help="per_sample.parquet of the reference run.")],
+    b: Annotated[Path, typer.Argument(help="per_sample.parquet of the run compared with it.")],
+    metric: Annotated[str, typer.Option("--metric", "-m", help="Column to test, e.g. ndcg@10.")] = "ndcg@10",
+) -> None:
+    """Paired t-test of one metric between two runs on the same test users (a user's lists averaged first)."""
+    import numpy as np
+    import polars as pl
+
+    from ur4rec.errors import UserError
+    from ur4rec.eval.stats import paired_test, per_user_means
+
+    frames = []
+    for path in (a, b):
+        if not path.exists():
+            raise UserError(f"{path}: not found (an eval/per_sample.parquet of an evaluated run)")
+        frame = pl.read_parquet(path)
+        if metric not in frame.columns or "user_id" not in frame.columns:
+            raise UserError(f"{path}: needs columns user_id and {metric}; has {frame.columns}")
+        frames.append(per_user_means(frame["user_id"].to_numpy(), frame[metric].to_numpy()))
+    if not np.array_equal(frames[0][0], frames[1][0]):
+        raise UserError(f"{a} and {b} cover different test users: a paired test needs the same users")
+    result = paired_test(frames[0][1], frames[1][1])
+    typer.echo(json.dumps({"metric": metric, "n_users": result.n_users, "mean_a": result.mean_a, "mean_b": result.mean_b,
+                           "diff": result.diff, "ci95": [result.ci_low, result.ci_high], "t": result.statistic,
+                           "p": result.pvalue}))

@@ -1,0 +1,122 @@
+"""Train one run (Base or an augmented arm) on the loop, and pre-train a variant's retriever.
+
+Layout under `data/<ds>/runs/<backbone>/<arm>/seed<k>/` (`ur4rec.paths.RunPaths`):
+    train/       model.safetensors (best by validation), config.json, fit.json   (written whole, atomically)
+    pretrain/    model.safetensors (the retriever), config.json, fit.json; or config.json alone (no pre-training)
+    dvclive/     per-epoch metrics and plots of the training
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ur4rec import models
+from ur4rec.encode.store import EmbeddingStore
+from ur4rec.io import atomic_dir, write_json
+from ur4rec.paths import DATA_ROOT
+from ur4rec.retriever.build import build_retriever
+from ur4rec.retriever.negatives import NegativeSampler
+from ur4rec.retriever.pretrain import PretrainData, PretrainTask
+from ur4rec.runs.model import build_model, catalog_of, history_len
+from ur4rec.runs.settings import Settings
+from ur4rec.runs.spec import RunSpec, count_users, load_split, users_of_split
+from ur4rec.train.checkpoint import load_weights
+from ur4rec.train.config import TrainConfig
+from ur4rec.train.determinism import make_repeatable
+from ur4rec.train.loop import WEIGHTS_FILE, FitResult, fit
+from ur4rec.train.rerank import RerankTask
+
+CONFIG_FILE = "config.json"
+
+
+def train(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> FitResult:
+    """Train the run and write `train/` whole (atomically) plus its DVCLive logs."""
+    cfg = s.train_config(spec.backbone, spec.seed, joint=spec.variant is not None)
+    make_repeatable(spec.seed, cfg.threads, cfg.deterministic)
+    paths = spec.paths(root)
+    catalog = catalog_of(s, spec, root)
+    model, groups = build_model(s, spec, catalog, training=True, root=root)
+    length = history_len(s, spec)
+    task = RerankTask(load_split(paths.dataset, "train", length, catalog.n_items),
+                      load_split(paths.dataset, "valid", length, catalog.n_items),
+                      cfg.select_metric, cfg.eval_batch_size)
+    with atomic_dir(paths.train) as out:
+        write_json(out / CONFIG_FILE, run_config(s, spec, cfg, length, task))
+        result = fit(model, task, cfg, out, groups, live_dir=paths.live, state_dir=paths.resume)
+    print(f"{spec}: best valid {cfg.select_metric} {result.best_valid:.4f} at epoch {result.best_epoch + 1} of "
+          f"{result.epochs_run}, {result.mean_epoch_seconds:.1f} s/epoch")
+    return result
+
+
+def run_config(s: Settings, spec: RunSpec, cfg: TrainConfig, length: int, task: RerankTask) -> dict[str, Any]:
+    bspec = s.backbone_spec(spec.backbone)
+    return {
+        "dataset": spec.dataset, "backbone": spec.backbone, "model": bspec.model, "arm": spec.arm,
+        "variant": None if spec.variant is None else dataclasses.asdict(s.variant_config(spec.variant)),
+        "seed": spec.seed, "backbone_config": dataclasses.asdict(bspec.config), "train_config": dataclasses.asdict(cfg),
+        "history_len": length, "n_candidates": task.train.n_candidates, "n_train_samples": len(task.train),
+        "n_valid_samples": len(task.valid),
+    }
+
+
+def pretrain(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[str, Any]:
+    """Pre-train the variant's retriever against its seed's Base run, or write the no-pre-training marker."""
+    variant = s.variant_config(spec.variant)
+    paths = spec.paths(root)
+    if not variant.needs_pretraining:
+        marker = {"pretrained": False, "variant": dataclasses.asdict(variant)}
+        with atomic_dir(paths.pretrain) as out:
+            write_json(out / CONFIG_FILE, marker)
+        return marker
+    p = s.retriever.pretrain
+    cfg = TrainConfig(seed=spec.seed, batch_size=p.batch_size, eval_batch_size=p.eval_batch_size, epochs=p.epochs,
+                      patience=p.patience, select_metric=p.select_metric, weight_decay=p.weight_decay,
+                      grad_clip=p.grad_clip, threads=s.retriever.joint.threads or 0, lr=p.lr,
+                      progress=s.train.progress, deterministic=s.train.deterministic)
+    make_repeatable(spec.seed, cfg.threads, cfg.deterministic)
+    task, retriever = pretrain_task(s, spec, root)
+    config = {"pretrained": True, "variant": dataclasses.asdict(variant), "n_proxies": retriever.n_proxies,
+              "z_history": task.z_history, "arch": dataclasses.asdict(s.retriever.arch), "pretrain": dataclasses.asdict(p),
+              "n_train_pairs": task.n_train, "n_valid_pairs": len(task.data.valid)}
+    with atomic_dir(paths.pretrain) as out:
+        write_json(out / CONFIG_FILE, config)
+        result = fit(retriever, task, cfg, out, state_dir=paths.pretrain_resume)
+    best = result.history[result.best_epoch] if result.best_epoch >= 0 else {}
+    print(f"{spec}: pre-trained {result.epochs_run} epochs; best valid loss {result.best_valid:.4f}"
+          + "".join(f", {k} {v:.3f}" for k, v in best.items() if k in ("valid_cl", "valid_hit@1", "valid_pim_acc")))
+    return dataclasses.asdict(result)
+
+
+def pretrain_task(s: Settings, spec: RunSpec, root: Path = DATA_ROOT):
+    """The pre-training task of a run (frozen h_i of its seed's Base checkpoint) and a fresh retriever."""
+    variant = s.variant_config(spec.variant)
+    paths = spec.paths(root)
+    bspec = s.backbone_spec(spec.backbone)
+    catalog = catalog_of(s, spec, root)
+    base = models.build(bspec.model, bspec.config, catalog)
+    load_weights(base, paths.sibling(spec.base().arm).train / WEIGHTS_FILE).eval()
+    with torch.no_grad():
+        h_table = base.item_repr(torch.arange(catalog.n_items + 1)).float()
+    per = s.per_backbone(spec.backbone)
+    store = EmbeddingStore(paths.dataset.emb)
+    user_kind, item_kind = variant.store_kinds
+    n_items = catalog.n_items
+    length = max(per.z_history, 1)
+    data = PretrainData(
+        h_table=h_table,
+        user_table=store.table(user_kind, count_users(paths.dataset) + 1),
+        item_table=store.table(item_kind, n_items + 1),
+        train=load_split(paths.dataset, "train", length, n_items),
+        valid=load_split(paths.dataset, "valid", length, n_items),
+        sampler=NegativeSampler.from_interactions(paths.dataset.prepared / "interactions.parquet", n_items,
+                                                  popular_users=np.asarray(users_of_split(paths.dataset, "train"))),
+    )
+    retriever = build_retriever(s.retriever, variant, per, h_table.shape[1], store.dim)
+    task = PretrainTask(data, s.retriever.pretrain, tuple(variant.objectives), per.z_history, s.retriever.arch.bf16,
+                        spec.seed)
+    return task, retriever
