@@ -18,6 +18,22 @@ SHARED_DATA = Path(os.environ.get("UR4REC_SHARED_DATA", REPO_ROOT.parent / "shar
 PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", "stages", "ur4rec", "templates")
 
 
+def settings(*overrides: str):
+    """The shipped params with `key.path=value` overrides, parsed and checked as a stage would."""
+    from ur4rec.runs.settings import parse_settings
+
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    for item in overrides:
+        apply_override(params, item)
+    return parse_settings(params)
+
+
+def dataset_entry(name: str, fmt: str = "ml-100k", raw_name: str | None = None) -> str:
+    """An override adding a dataset block (tests name their own fixtures)."""
+    return (f"dataset.{name}={{format: {fmt}, domain: movie, raw_name: {raw_name or name}, category: null, "
+            "min_rating: 0, k_core: 5}")
+
+
 def shared_dataset(name: str) -> Path:
     """Path of a real dataset under ../shared/data, or skip the test with a clear message."""
     path = SHARED_DATA / name

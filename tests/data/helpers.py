@@ -19,7 +19,17 @@ def fixture_params(fmt: str, *overrides: str, category: str | None = None) -> di
     return params
 
 
+def fixture_configs(fmt: str, *overrides: str, category: str | None = None):
+    """(DatasetConfig, PrepareConfig) of dataset `fx`, typed as the stage would see them."""
+    from ur4rec.config import section
+    from ur4rec.data.config import DatasetConfig, PrepareConfig
+
+    params = fixture_params(fmt, *overrides, category=category)
+    return section(DatasetConfig, params["dataset"]["fx"], "dataset.fx"), section(PrepareConfig, params["prepare"], "prepare")
+
+
 def prepare_fixture(raw: Path, out: Path, fmt: str, *overrides: str, category: str | None = None) -> dict[str, Any]:
     from ur4rec.data.prepare import prepare_dataset
 
-    return prepare_dataset(fixture_params(fmt, *overrides, category=category), "fx", raw_dir=raw, out=out)
+    dataset, cfg = fixture_configs(fmt, *overrides, category=category)
+    return prepare_dataset("fx", dataset, cfg, raw_dir=raw, out=out)

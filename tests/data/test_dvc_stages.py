@@ -33,7 +33,7 @@ def test_repro_runs_once_then_only_on_params_prepare_reads(project):
     assert project.ran_stages(project.repro("prepare@ml-100k")) == []
 
     # Params prepare does not read (another stage's, or the dataset's LLM domain) leave it alone.
-    project.set_params("train.epochs=3", "llm.x=1", "dataset.ml-100k.domain=film")
+    project.set_params("train.epochs=3", "llm.sampling.temperature=0.5", "dataset.ml-100k.domain=product")
     assert project.ran_stages(project.repro("prepare@ml-100k")) == []
 
     before = pl.read_parquet(prepared / "test.parquet")

@@ -8,10 +8,9 @@ import json
 import polars as pl
 import pytest
 
-from tests.data.helpers import fixture_params, prepare_fixture
+from tests.data.helpers import fixture_configs, prepare_fixture
 from tests.fixtures.raw import write_ml100k
 from tests.fixtures.raw_formats import asin, plan, write_amazon, write_generic, write_ml1m, write_steam
-from ur4rec.data.config import dataset_config
 from ur4rec.data.registry import raw_format
 from ur4rec.data.schema import BadLines, DataFormatError
 
@@ -19,7 +18,7 @@ N_EVENTS = len(plan())
 
 
 def load(fmt: str, raw, category=None, policy="error"):
-    cfg = dataset_config(fixture_params(fmt, category=category), "fx")
+    cfg, _ = fixture_configs(fmt, category=category)
     bad = BadLines(policy)
     return raw_format(fmt).load(raw, cfg, bad), bad
 
@@ -196,6 +195,7 @@ def test_generic_missing_column_is_named(tmp_path):
 )
 def test_every_format_prepares_end_to_end(tmp_path, fmt, writer, category):
     raw = writer(tmp_path / "raw", **({"category": category} if category else {}))
-    stats = prepare_fixture(raw, tmp_path / "out", fmt, category=category)
-    assert stats["users"] == 30 and stats["samples"]["test"] == 3
-    assert pl.read_parquet(tmp_path / "out" / "test.parquet")["candidates"].list.len().to_list() == [20] * 3
+    stats = prepare_fixture(raw, tmp_path / "out", fmt, "prepare.llm_history_len=3", category=category)
+    test = pl.read_parquet(tmp_path / "out" / "test.parquet")
+    assert stats["users"] == 30 and test["user_id"].n_unique() == 3 and stats["samples"]["test"] == test.height
+    assert set(test["candidates"].list.len().to_list()) == {20}

@@ -15,6 +15,8 @@ from tests.fixtures.raw_formats import write_ml1m
 from ur4rec.data.schema import CatalogueTooSmall
 
 SPLITS = ("train", "valid", "test")
+PROTOCOL = ("prepare.history_len=8", "prepare.llm_history_len=5", "prepare.eval_samples_per_user=3",
+            "prepare.train_samples_per_user=4")
 SAMPLE_SCHEMA = {"sample_id": pl.Int64, "user_id": pl.Int64, "target": pl.Int64, "history": pl.List(pl.Int64),
                  "candidates": pl.List(pl.Int64), "target_pos": pl.Int64}
 
@@ -23,7 +25,7 @@ SAMPLE_SCHEMA = {"sample_id": pl.Int64, "user_id": pl.Int64, "target": pl.Int64,
 def prepared(tmp_path_factory):
     root = tmp_path_factory.mktemp("prep")
     raw = write_ml100k(root / "raw")
-    stats = prepare_fixture(raw, root / "out", "ml-100k", "prepare.history_len=8", "prepare.llm_history_len=5")
+    stats = prepare_fixture(raw, root / "out", "ml-100k", *PROTOCOL)
     tables = {name: pl.read_parquet(root / "out" / f"{name}.parquet") for name in ("items", "users", "interactions", *SPLITS)}
     return root, stats, tables
 
@@ -53,31 +55,68 @@ def test_dense_ids_and_sorted_interactions(prepared):
     assert (stats["users"], stats["items"], stats["interactions"]) == (40, 60, 1000)
 
 
-def test_split_is_by_user_8_1_1_and_samples_per_split(prepared):
+def test_split_is_by_user_8_1_1_and_lists_per_user(prepared):
     _, stats, t = prepared
     assert stats["users_per_split"] == {"train": 32, "valid": 4, "test": 4}
     users = dict(t["users"].select("user_id", "split").iter_rows())
     for split in SPLITS:
         assert {users[u] for u in t[split]["user_id"]} == {split}
-    assert t["valid"]["user_id"].is_unique().all() and t["test"]["user_id"].is_unique().all()
-    assert t["train"].group_by("user_id").len()["len"].to_list() == [3] * 32
+    for split, per_user, n_users in (("train", 4, 32), ("valid", 3, 4), ("test", 3, 4)):
+        assert t[split].group_by("user_id").len()["len"].to_list() == [per_user] * n_users
     ids = pl.concat([t[s]["sample_id"] for s in SPLITS])
     assert ids.is_unique().all()
 
 
 def test_samples_follow_the_chronological_sequence(prepared):
-    """Valid/test targets are each user's last item; train targets the last 3; history is what came right before."""
+    """Targets are each user's last N interactions; a sample's history is what came right before it."""
     _, _, t = prepared
     seqs = dict(t["interactions"].group_by("user_id").agg("item_id").iter_rows())
-    for split in SPLITS:
+    for split, last in (("train", 4), ("valid", 3), ("test", 3)):
         for user, target, history in t[split].select("user_id", "target", "history").iter_rows():
             seq = list(seqs[user])
             pos = seq.index(target)
             assert history == seq[max(0, pos - 8) : pos]
-            if split != "train":
-                assert pos == len(seq) - 1
-            else:
-                assert pos >= len(seq) - 3
+            assert pos >= len(seq) - last
+
+
+def test_kar_protocol_shows_the_first_half_and_lists_every_later_interaction(tmp_path):
+    raw = write_ml100k(tmp_path / "raw")
+    prepare_fixture(raw, tmp_path / "out", "ml-100k", "prepare.protocol=kar", "prepare.kar_llm_history_max=8")
+    seqs = dict(pl.read_parquet(tmp_path / "out" / "interactions.parquet").group_by("user_id").agg("item_id").iter_rows())
+    llm = dict(pl.read_parquet(tmp_path / "out" / "users.parquet").select("user_id", "llm_history").iter_rows())
+    for split in SPLITS:
+        lists = pl.read_parquet(tmp_path / "out" / f"{split}.parquet")
+        for user, targets in lists.group_by("user_id").agg("target").iter_rows():
+            seq = list(seqs[user])
+            shown = min(len(seq) // 2, 8)
+            assert list(llm[user]) == seq[:shown]
+            assert sorted(seq.index(x) for x in targets) == list(range(shown, len(seq)))
+
+
+def test_leaky_cut_shows_the_llm_the_targets_and_nothing_else_changes(tmp_path, prepared):
+    root, _, t = prepared
+    prepare_fixture(root / "raw", tmp_path / "leaky", "ml-100k", *PROTOCOL, "prepare.llm_history_cut=none")
+    stats = json.loads((tmp_path / "leaky" / "stats.json").read_text())
+    assert "LEAKY" in stats
+    seqs = dict(t["interactions"].group_by("user_id").agg("item_id").iter_rows())
+    clean = dict(t["users"].select("user_id", "llm_history").iter_rows())
+    leaky = dict(pl.read_parquet(tmp_path / "leaky" / "users.parquet").select("user_id", "llm_history").iter_rows())
+    for split in SPLITS:
+        assert pl.read_parquet(tmp_path / "leaky" / f"{split}.parquet").equals(t[split])
+        for user, target in t[split].select("user_id", "target").iter_rows():
+            assert target in leaky[user] and target not in clean[user]
+    for user, window in clean.items():
+        seq = list(seqs[user])
+        assert list(leaky[user]) == seq[seq.index(window[0]):]
+
+
+def test_test_lists_do_not_move_when_the_training_protocol_changes(tmp_path, prepared):
+    root, _, t = prepared
+    prepare_fixture(root / "raw", tmp_path / "more", "ml-100k", *PROTOCOL, "prepare.train_samples_per_user=all")
+    more = pl.read_parquet(tmp_path / "more" / "train.parquet")
+    assert more.height > t["train"].height
+    for split in ("valid", "test"):
+        assert pl.read_parquet(tmp_path / "more" / f"{split}.parquet").equals(t[split])
 
 
 def test_candidates_are_valid(prepared):
@@ -105,7 +144,7 @@ def test_no_leakage_into_llm_history_or_sample_history(prepared):
         earliest[user] = min(earliest.get(user, 10**9), list(seqs[user]).index(target))
     for user, llm in t["users"].select("user_id", "llm_history").iter_rows():
         seq = list(seqs[user])
-        assert 0 < len(llm) <= 5
+        assert len(llm) == min(5, earliest[user])
         assert llm == seq[earliest[user] - len(llm) : earliest[user]]
     for user, target, history in samples.select("user_id", "target", "history").iter_rows():
         seq = list(seqs[user])
@@ -114,10 +153,10 @@ def test_no_leakage_into_llm_history_or_sample_history(prepared):
 
 def test_same_seed_same_bytes_other_seed_other_candidates(tmp_path, prepared):
     root, _, t = prepared
-    prepare_fixture(root / "raw", tmp_path / "again", "ml-100k", "prepare.history_len=8", "prepare.llm_history_len=5")
+    prepare_fixture(root / "raw", tmp_path / "again", "ml-100k", *PROTOCOL)
     for name in ("users", *SPLITS):
         assert pl.read_parquet(tmp_path / "again" / f"{name}.parquet").equals(t[name])
-    prepare_fixture(root / "raw", tmp_path / "other", "ml-100k", "prepare.history_len=8", "prepare.seed=1")
+    prepare_fixture(root / "raw", tmp_path / "other", "ml-100k", *PROTOCOL, "prepare.seed=1")
     other = pl.read_parquet(tmp_path / "other" / "test.parquet")
     assert other["user_id"].to_list() != t["test"]["user_id"].to_list()
 
@@ -125,7 +164,7 @@ def test_same_seed_same_bytes_other_seed_other_candidates(tmp_path, prepared):
 def test_stats_json_has_table1_counts(prepared):
     root, stats, _ = prepared
     on_disk = json.loads((root / "out" / "stats.json").read_text())
-    assert on_disk["users"] == stats["users"] and on_disk["samples"] == {"train": 96, "valid": 4, "test": 4}
+    assert on_disk["users"] == stats["users"] and on_disk["samples"] == {"train": 128, "valid": 12, "test": 12}
     assert on_disk["skipped_lines"] == {} and "filtering" in on_disk
 
 
@@ -156,7 +195,7 @@ def test_catalogue_too_small_is_a_clear_error_and_keeps_old_output(tmp_path):
     raw = write_ml1m(tmp_path / "raw")
     prepare_fixture(raw, tmp_path / "out", "ml-1m")
     before = (tmp_path / "out" / "test.parquet").read_bytes()
-    with pytest.raises(CatalogueTooSmall, match=r"dataset 'fx': user \d+ \(sample \d+\) has \d+ of \d+ items.*n_candidates=45 needs 44"):
+    with pytest.raises(CatalogueTooSmall, match=r"dataset 'fx': \d+ unseen items for 44 negatives of user \d+, but prepare.n_candidates=45 needs 44"):
         prepare_fixture(raw, tmp_path / "out", "ml-1m", "prepare.n_candidates=45", "prepare.seed=3")
     assert (tmp_path / "out" / "test.parquet").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "raw"]  # no half-written sibling left

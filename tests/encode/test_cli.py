@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, dataset_entry
 from tests.encode.helpers import write_llm, write_prepared
-from ur4rec.cli import app
+from ur4rec.cli.app import app
 from ur4rec.encode.store import EmbeddingStore
 from ur4rec.paths import DatasetPaths
 
@@ -17,7 +17,7 @@ def test_encode_command_honours_params_and_overrides(tmp_path, monkeypatch, tiny
     write_prepared(paths)
     write_llm(paths, user_status={3: "failed"})
     result = CliRunner().invoke(app, [
-        "encode", "--dataset", "tiny", "--params", str(REPO_ROOT / "params.yaml"),
+        "encode", "--dataset", "tiny", "--params", str(REPO_ROOT / "params.yaml"), "-S", dataset_entry("tiny"),
         "-S", f"encoder.model={tiny_bert}", "-S", "encoder.on_bad_generation=zero", "-S", "encoder.threads=1",
     ])
     assert result.exit_code == 0, result.output
@@ -30,4 +30,4 @@ def test_encode_command_reports_bad_params(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["encode", "--dataset", "tiny", "--params", str(REPO_ROOT / "params.yaml"),
                                       "-S", "encoder.pooling=max"])
-    assert result.exit_code == 2 and "encoder.pooling: 'max' is not one of" in result.output
+    assert result.exit_code == 1 and "encoder.pooling: 'max' is not one of" in result.output

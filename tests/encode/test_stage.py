@@ -8,6 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from ur4rec.config import section
+from ur4rec.encode.config import EncoderConfig
 from ur4rec.encode.encode import REPORT_FILE, encode_dataset
 from ur4rec.encode.inputs import EncodeInputError
 from ur4rec.encode.store import KINDS, EmbeddingStore
@@ -20,8 +22,8 @@ from tests.encode.helpers import write_generations, write_llm, write_prepared
 
 
 def run(paths, **encoder):
-    params = {"encoder": {"batch_size": 8, "threads": 1, **encoder}}
-    return encode_dataset(paths.name, params, paths.root, progress=False)
+    cfg = section(EncoderConfig, {"batch_size": 8, "threads": 1, **encoder}, "encoder")
+    return encode_dataset(cfg, paths, progress=False)
 
 
 def cos(a, b):

@@ -9,32 +9,37 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.models.conftest import TINY
-from ur4rec.cli import app
+from tests.conftest import REPO_ROOT, dataset_entry
+from ur4rec.cli.app import app
+from ur4rec.config import apply_override
 
 pytestmark = pytest.mark.slow
 
 
 def test_train_evaluate_compare(prepared_dir, tmp_path, monkeypatch):
     shutil.copytree(prepared_dir / "clusters", tmp_path / "data" / "clusters")
-    params = {"train": {"epochs": 2, "progress": False, "threads": 1},
-              "backbone": {"dlcm": TINY["dlcm"], "setrank": TINY["setrank"]}, "evaluate": {"progress": False}}
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    for item in (dataset_entry("clusters"), "datasets=[clusters]", "backbones=[dlcm, setrank]", "train.epochs=2",
+                 "train.progress=false", "evaluate.progress=false", "backbone.dlcm.dim=16",
+                 "backbone.setrank={dim: 16, inducing_points: 4, user_history: true}"):
+        apply_override(params, item)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
     for backbone in ("dlcm", "setrank"):
-        trained = runner.invoke(app, ["train", "-d", "clusters", "-b", backbone, "-S", "train.seed=3"])
+        trained = runner.invoke(app, ["train", "-d", "clusters", "-b", backbone, "--seed", "3"])
         assert trained.exit_code == 0, trained.output
         assert json.loads(trained.output.strip().splitlines()[-1])["epochs_run"] == 2
-        evaluated = runner.invoke(app, ["evaluate", "-d", "clusters", "-b", backbone])
+        evaluated = runner.invoke(app, ["evaluate", "-d", "clusters", "-b", backbone, "--seed", "3"])
         assert evaluated.exit_code == 0, evaluated.output
     runs = tmp_path / "data" / "clusters" / "runs"
-    compared = runner.invoke(app, ["compare", str(runs / "dlcm/base/eval/per_sample.parquet"),
-                                   str(runs / "setrank/base/eval/per_sample.parquet"), "-m", "ndcg@10"])
+    compared = runner.invoke(app, ["compare", str(runs / "dlcm/base/seed3/eval/per_sample.parquet"),
+                                   str(runs / "setrank/base/seed3/eval/per_sample.parquet"), "-m", "ndcg@10"])
     assert compared.exit_code == 0, compared.output
-    assert json.loads(compared.output)["n"] == 80
+    out = json.loads(compared.output)
+    assert out["n_users"] == 80 and out["ci95"][0] <= out["diff"] <= out["ci95"][1]
 
     missing = runner.invoke(app, ["evaluate", "-d", "clusters", "-b", "prm"])
-    assert missing.exit_code == 1 and "no trained run" in missing.output
+    assert missing.exit_code == 1 and "checkpoint not found" in missing.output
     unknown = runner.invoke(app, ["train", "-d", "clusters", "-b", "bert4rec"])
-    assert unknown.exit_code == 1 and "unknown backbone" in unknown.output
+    assert unknown.exit_code == 1 and "unknown backbone 'bert4rec'" in unknown.output

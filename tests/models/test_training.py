@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from tests.models.conftest import BACKBONES, TINY
+from tests.models.conftest import BACKBONES, RERANKERS, TINY
 from ur4rec.eval.metrics import ndcg_at_k
 from ur4rec.models import build
 from ur4rec.train.batch import RerankData
 from ur4rec.train.catalog import read_catalog
 from ur4rec.train.config import TrainConfig
-from ur4rec.train.loop import fit, labels_of, predict
+from ur4rec.train.loop import fit
+from ur4rec.train.rerank import RerankTask, labels_of, predict
 
 FAST = TrainConfig(epochs=6, patience=3, batch_size=32, lr=3e-3, progress=False, threads=1)
 
@@ -32,10 +33,11 @@ def test_backbone_beats_random_on_held_out_users(name, prepared_dir: Path, tmp_p
     prepared = prepared_dir / "clusters" / "prepared"
     catalog = read_catalog(prepared / "items.parquet")
     torch.manual_seed(0)
-    model = build(name, TINY[name], catalog)
+    # The fixture's signal is in the history (no popularity), so the rerankers read it here.
+    model = build(name, {**TINY[name], **({"user_history": True} if name in RERANKERS else {})}, catalog)
     split = {s: RerankData.from_parquet(prepared / f"{s}.parquet", model.history_len, catalog.n_items)
              for s in ("train", "valid", "test")}
-    result = fit(model, split["train"], split["valid"], FAST, tmp_path)
+    result = fit(model, RerankTask(split["train"], split["valid"]), FAST, tmp_path)
     test = split["test"]
     ndcg = ndcg_at_k(predict(model, test), labels_of(test), 10)
     random = expected_random_ndcg(test.n_candidates, 10)

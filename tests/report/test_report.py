@@ -1,48 +1,98 @@
+"""The report: user-level statistics, Holm-adjusted marks against the control and KAR, the MDE, and plots."""
+
 import json
+import zlib
 
 import numpy as np
 import polars as pl
 import pytest
 
+from ur4rec.eval.metrics import ndcg_at_k
 from ur4rec.io import write_json, write_parquet
 from ur4rec.paths import DatasetPaths
 from ur4rec.report.build import build_report, random_expectation
+from ur4rec.report.config import ReportConfig
+from ur4rec.report.plan import Arm, ReportPlan
+from ur4rec.retriever.variants import VariantConfig
 
-METRICS = [f"{m}@{k}" for m in ("map", "ndcg") for k in (1, 5, 10, 20)]
-
-
-def _write_run(root, backbone, variant, shift, n=200, seed=0):
-    rng = np.random.default_rng(seed)
-    base = rng.uniform(0, 0.5, size=n)
-    values = {m: np.clip(base + shift + rng.normal(0, 0.01, n), 0, 1) for m in METRICS}
-    eval_dir = DatasetPaths("toy", root).run(backbone, variant) / "eval"
-    write_parquet(eval_dir / "per_sample.parquet", pl.DataFrame({"sample_id": np.arange(n), **values}))
-    write_json(eval_dir / "metrics.json", {**{m: float(v.mean()) for m, v in values.items()}, "n_samples": n})
+KS = [1, 5, 10, 20]
+METRICS = [f"{m}@{k}" for m in ("map", "ndcg") for k in KS]
+N_USERS, LISTS = 60, 5
 
 
-def test_report_marks_significance_and_draws_plots(tmp_path):
+def write_run(root, backbone, arm, shift, seed=0, noise=0.01):
+    """Per-list metrics of `arm`: a shared per-user level plus `shift` (same users and lists for every arm)."""
+    rng = np.random.default_rng([seed, zlib.crc32(f"{backbone}/{arm}".encode())])
+    level = np.repeat(np.random.default_rng(99).uniform(0, 0.5, N_USERS), LISTS)
+    users = np.repeat(np.arange(1, N_USERS + 1), LISTS)
+    values = {m: np.clip(level + shift + rng.normal(0, noise, len(users)), 0, 1) for m in METRICS}
+    run = DatasetPaths("toy", root).run(backbone, arm, seed)
+    write_parquet(run.eval / "per_sample.parquet", pl.DataFrame({"sample_id": np.arange(len(users)),
+                                                                 "user_id": users, **values}))
+    write_json(run.eval / "metrics.json", {m: float(v.mean()) for m, v in values.items()})
+
+
+def plan(seeds=(0,), sweep=False) -> ReportPlan:
+    arms = [Arm("base", None), Arm("control", VariantConfig(kind="none")), Arm("llm", VariantConfig(kind="llm")),
+            Arm("kar", VariantConfig(kind="kar")), Arm("ur4rec", VariantConfig(kind="ur4rec"), {"prm": 8, "gru4rec": 16})]
+    if sweep:
+        arms += [Arm(f"sweep-{k}", VariantConfig(kind="ur4rec", n_proxies=k, family="proxy_sweep"), {"prm": k, "gru4rec": k})
+                 for k in (2, 8)]
+    return ReportPlan("toy", ["prm", "gru4rec", "sasrec"], arms, list(seeds), KS, 100, ReportConfig(bootstrap=200))
+
+
+def row(md, backbone, arm):
+    return next(line for line in md.splitlines() if line.startswith(f"| {backbone} | {arm} |"))
+
+
+def test_marks_follow_user_level_tests_against_the_control_and_kar(tmp_path):
     for bb in ("prm", "gru4rec"):
-        _write_run(tmp_path, bb, "base", 0.0)
-        _write_run(tmp_path, bb, "kar", 0.05)
-        _write_run(tmp_path, bb, "ur4rec", 0.2)
-        _write_run(tmp_path, bb, "llm", 0.0)  # identical to Base: never marked
+        write_run(tmp_path, bb, "base", 0.0)
+        write_run(tmp_path, bb, "control", 0.0)
+        write_run(tmp_path, bb, "kar", 0.05)
+        write_run(tmp_path, bb, "ur4rec", 0.2)
+        write_run(tmp_path, bb, "llm", 0.0)  # the control's level: never marked
         for k, shift in ((2, 0.1), (8, 0.2)):
-            _write_run(tmp_path, bb, f"ur4rec-k{k}", shift)
-    params = {"backbones": ["prm", "gru4rec", "sasrec"], "variants": ["llm", "kar", "ur4rec", "ur4rec-k2", "ur4rec-k8"]}
-    summary = build_report("toy", params, root=tmp_path)
+            write_run(tmp_path, bb, f"sweep-{k}", shift)
+    summary = build_report(plan(sweep=True), root=tmp_path)
     out = tmp_path / "report" / "toy"
     md = (out / "results.md").read_text()
-    ur4rec_row = next(line for line in md.splitlines() if line.startswith("| prm | ur4rec |"))
-    assert ur4rec_row.count("*†") == len(METRICS)
-    llm_row = next(line for line in md.splitlines() if line.startswith("| prm | llm |"))
-    assert "*" not in llm_row and "†" not in llm_row
-    kar_row = next(line for line in md.splitlines() if line.startswith("| prm | kar |"))
-    assert "*" in kar_row and "†" not in kar_row
-    assert "sasrec/base" in summary["missing"]
-    assert summary["runs"]["prm/ur4rec"]["p_vs_base:ndcg@10"] < 0.05
+    assert row(md, "prm", "ur4rec").count("*†") == len(METRICS)
+    assert "*" not in row(md, "prm", "llm") and "†" not in row(md, "prm", "llm")
+    assert "*" in row(md, "prm", "kar") and "†" not in row(md, "prm", "kar")
+    assert "sasrec/base/seed0" in summary["missing"]
+    cell = summary["runs"]["prm/ur4rec"]["ndcg@10:vs_control"]
+    assert cell["p_holm"] < 0.05 and cell["p_holm"] >= cell["p"] and cell["n_users"] == N_USERS
+    assert cell["ci95"][0] <= cell["diff"] <= cell["ci95"][1] and cell["diff"] == pytest.approx(0.2, abs=0.01)
+    assert "One seed: these tests treat each trained model as fixed" in md and "Minimum detectable" in md
     assert (out / "bars.png").stat().st_size > 1000 and (out / "proxy_sweep.png").exists()
-    assert "## Ablations" in md
     json.loads((out / "results.json").read_text())
+
+
+def test_several_seeds_give_a_spread_and_pool_users_over_seeds(tmp_path):
+    for seed in (0, 1, 2):
+        write_run(tmp_path, "prm", "base", 0.0, seed)
+        write_run(tmp_path, "prm", "control", 0.0, seed)
+        write_run(tmp_path, "prm", "ur4rec", 0.01 * (seed - 1), seed, noise=0.05)  # mean zero over seeds
+    summary = build_report(plan(seeds=(0, 1, 2)), root=tmp_path)
+    md = (tmp_path / "report" / "toy" / "results.md").read_text()
+    assert " ± " in row(md, "prm", "ur4rec") and "One seed" not in md
+    cell = summary["runs"]["prm/ur4rec"]
+    assert len(cell["ndcg@10:per_seed"]) == 3 and cell["ndcg@10:vs_control"]["p"] > 0.05
+
+
+def test_holm_makes_the_marks_stricter_than_raw_p_values(tmp_path):
+    """A small real effect on many comparisons: some raw p < alpha, fewer after Holm."""
+    rng = np.random.default_rng(5)
+    for bb in ("prm", "gru4rec", "sasrec"):
+        write_run(tmp_path, bb, "base", 0.0)
+        write_run(tmp_path, bb, "control", 0.0)
+        for arm in ("llm", "kar", "ur4rec"):
+            write_run(tmp_path, bb, arm, float(rng.uniform(0.003, 0.006)), seed=int(rng.integers(1, 99)), noise=0.02)
+    summary = build_report(plan(), root=tmp_path)
+    tests = [c["ndcg@10:vs_control"] for k, c in summary["runs"].items() if "ndcg@10:vs_control" in c]
+    assert all(t["p_holm"] >= t["p"] for t in tests)
+    assert sum(t["p"] < 0.05 for t in tests) >= sum(t["p_holm"] < 0.05 for t in tests)
 
 
 def test_random_expectation_matches_known_values():
@@ -50,8 +100,6 @@ def test_random_expectation_matches_known_values():
     assert random_expectation("ndcg@10", 100) == pytest.approx(0.0454, abs=2e-4)
     assert random_expectation("map@1", 100) == pytest.approx(0.01)
     rng = np.random.default_rng(0)
-    from ur4rec.eval.metrics import ndcg_at_k
-
     scores = rng.random((20000, 100))
     labels = np.zeros_like(scores)
     labels[:, 0] = 1

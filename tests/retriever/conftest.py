@@ -70,23 +70,31 @@ Z_DIM = 16
 
 
 def tiny_params(bert_folder: Path, *overrides: str) -> dict:
-    """The repository's params, shrunk: tiny BERT init, tiny backbones, 2 epochs, no progress bars."""
+    """The repository's params, shrunk: dataset `fx`, tiny BERT init, tiny backbones, 2 epochs, no bars."""
     from ur4rec.config import apply_override, load_params
     from tests.conftest import REPO_ROOT
 
-    params = load_params(REPO_ROOT / "params.yaml", ["prepare.n_candidates=20"])
+    params = load_params(REPO_ROOT / "params.yaml", ["prepare.n_candidates=20", "prepare.eval_samples_per_user=3",
+                                                      "prepare.train_samples_per_user=5", "prepare.llm_history_len=5"])
     params["dataset"]["fx"] = {"format": "ml-100k", "domain": "movie", "raw_name": "fx", "category": None,
                                "min_rating": 0, "k_core": 5}
+    params["datasets"], params["backbones"], params["seeds"] = ["fx"], ["prm", "gru4rec"], [0]
     params["backbone"] = {"prm": {"dim": 16, "history_len": 10, "max_candidates": 20, "lr": 3e-3},
                           "gru4rec": {"dim": 16, "history_len": 20, "lr": 3e-3}}
-    params["train"] = {"epochs": 2, "batch_size": 16, "eval_batch_size": 64, "progress": False, "seed": 1}
+    params["train"] = {"epochs": 2, "batch_size": 16, "eval_batch_size": 64, "progress": False, "threads": 1}
     for item in (f"retriever.arch.init_checkpoint={bert_folder}", "retriever.arch.n_layers=2",
                  "retriever.arch.dropout=0.0", "retriever.pretrain.epochs=2", "retriever.pretrain.batch_size=16",
                  "retriever.pretrain.lr=1e-3", "retriever.per_backbone.prm.n_proxies=4",
-                 "retriever.per_backbone.gru4rec={n_proxies: 4, z_history: 20}",
+                 "retriever.per_backbone.gru4rec={n_proxies: 4, z_history: 20}", "retriever.joint.threads=1",
                  "variant.kar.kar={n_shared: 1, n_dedicated: 1, hidden: 16, out_dim: 8, dropout: 0.0}", *overrides):
         apply_override(params, item)
     return params
+
+
+def tiny_settings(bert_folder: Path, *overrides: str):
+    from ur4rec.runs.settings import parse_settings
+
+    return parse_settings(tiny_params(bert_folder, *overrides))
 
 
 def write_fixture_store(prepared: Path, out: Path, seed: int = 0) -> None:
@@ -115,19 +123,20 @@ def write_fixture_store(prepared: Path, out: Path, seed: int = 0) -> None:
 
 @pytest.fixture(scope="session")
 def tiny_project(tmp_path_factory, tiny_bert):
-    """`(root, params)`: data root with dataset `fx` prepared, encoded, and Base-trained for prm and gru4rec."""
+    """`(root, settings)`: data root with dataset `fx` prepared, encoded, and Base-trained (seed 0) for prm
+    and gru4rec."""
     from tests.fixtures.raw import write_ml100k
-    from ur4rec.data.prepare import prepare_dataset
     from ur4rec.paths import DatasetPaths
-    from ur4rec.train.run import train_base
+    from ur4rec.runs import data, training
+    from ur4rec.runs.spec import RunSpec
 
     root = tmp_path_factory.mktemp("data")
     paths = DatasetPaths("fx", root)
-    params = tiny_params(tiny_bert)
+    settings = tiny_settings(tiny_bert)
     raw = write_ml100k(tmp_path_factory.mktemp("raw") / "fx", n_users=40, n_items=60, per_user=25)
-    prepare_dataset(params, "fx", raw_dir=raw, out=paths.prepared)
+    data.prepare(settings, "fx", raw_dir=raw, root=root)
     write_fixture_store(paths.prepared, paths.emb)
     with one_torch_thread():
         for backbone in ("prm", "gru4rec"):
-            train_base("fx", backbone, params, root=root)
-    return root, params
+            training.train(settings, RunSpec("fx", backbone, None, 0), root)
+    return root, settings

@@ -48,7 +48,7 @@ def batch():
 
 def test_llm_and_bert_broadcast_their_user_vector(store):
     for kind, store_kind in (("llm", "user_pref"), ("bert", "user_text")):
-        aug = build_augmenter(VariantConfig(kind=kind), RetrieverConfig(), "prm", store, N_USERS, N_ITEMS, 8)
+        aug = build_augmenter(VariantConfig(kind=kind), RetrieverConfig(), BackboneRetrieverConfig(), store, N_USERS, N_ITEMS, 8)
         assert isinstance(aug, BroadcastAugmenter)
         out = aug(batch())
         assert out.shape == (2, 3, Z_DIM)
@@ -81,7 +81,7 @@ def test_hybrid_expert_gates_mix_shared_and_dedicated_experts():
 
 def test_kar_pairs_the_adapted_preference_with_each_candidates_knowledge(store):
     cfg = KarConfig(n_shared=1, n_dedicated=1, hidden=8, out_dim=4, dropout=0.0)
-    aug = build_augmenter(VariantConfig(kind="kar", kar=cfg), RetrieverConfig(), "prm", store, N_USERS, N_ITEMS, 8).eval()
+    aug = build_augmenter(VariantConfig(kind="kar", kar=cfg), RetrieverConfig(), BackboneRetrieverConfig(), store, N_USERS, N_ITEMS, 8).eval()
     assert isinstance(aug, KarAugmenter) and aug.out_dim == 8
     out = aug(batch())
     assert out.shape == (2, 3, 8)
@@ -138,8 +138,18 @@ def test_augmented_recommender_feeds_the_augmenter_output_to_the_backbone(store)
 def test_variant_without_proxies_builds_a_proxy_free_retriever(store, tiny_bert):
     rcfg = RetrieverConfig(arch=ArchConfig(init_checkpoint=str(tiny_bert), n_layers=1),
                            per_backbone={"prm": BackboneRetrieverConfig(n_proxies=4, z_history=4)})
-    aug = build_augmenter(VariantConfig(kind="ur4rec", proxies="none", objectives=["pim"]), rcfg, "prm", store,
+    aug = build_augmenter(VariantConfig(kind="ur4rec", proxies="none", objectives=["pim"]), rcfg, rcfg.for_backbone("prm"), store,
                           N_USERS, N_ITEMS, 8)
     assert aug.retriever.n_proxies == 0 and aug.out_dim == 32
-    k8 = build_augmenter(VariantConfig(kind="ur4rec", n_proxies=8), rcfg, "prm", store, N_USERS, N_ITEMS, 8)
+    k8 = build_augmenter(VariantConfig(kind="ur4rec", n_proxies=8), rcfg, rcfg.for_backbone("prm"), store, N_USERS, N_ITEMS, 8)
     assert k8.retriever.n_proxies == 8
+
+
+def test_the_control_carries_nothing_at_the_width_of_the_broadcast_variants(store):
+    control = build_augmenter(VariantConfig(kind="none"), RetrieverConfig(), BackboneRetrieverConfig(), store,
+                              N_USERS, N_ITEMS, 8)
+    llm = build_augmenter(VariantConfig(kind="llm"), RetrieverConfig(), BackboneRetrieverConfig(), store,
+                          N_USERS, N_ITEMS, 8)
+    out = control(batch())
+    assert out.shape == llm(batch()).shape and not out.any()
+    assert not list(control.parameters()) and not list(llm.parameters())

@@ -17,10 +17,11 @@ from ur4rec.paths import DatasetPaths
 
 pytestmark = pytest.mark.slow
 
-VARIANTS = ["llm", "kar", "ur4rec"]
+VARIANTS = ["control", "llm", "kar", "ur4rec"]
 TINY = [
     "datasets=[ml-100k]", "backbones=[prm]", f"variants=[{','.join(VARIANTS)}]",
-    "prepare.n_candidates=20", "train.epochs=1", "train.progress=false", "train.threads=1",
+    "prepare.n_candidates=20", "prepare.eval_samples_per_user=2", "prepare.train_samples_per_user=3",
+    "prepare.llm_history_len=5", "train.epochs=1", "train.progress=false", "train.threads=1",
     "backbone.prm.dim=16", "backbone.prm.max_candidates=20",
     "retriever.arch.init_checkpoint=tiny-bert", "retriever.arch.n_layers=1",
     "retriever.per_backbone.prm.n_proxies=2", "retriever.pretrain.epochs=1", "retriever.joint.epochs=1",
@@ -63,24 +64,27 @@ def test_all_variants_repro_then_no_op_then_only_the_changed_variant(dvc_project
     ran = project.ran_stages(project.repro())
     for variant in VARIANTS:
         for stage in ("pretrain", "train_aug", "evaluate_aug"):
-            assert f"{stage}@ml-100k-prm-{variant}" in ran, (stage, variant, ran)
+            assert f"{stage}@ml-100k-prm-{variant}-0" in ran, (stage, variant, ran)
+    assert "report@ml-100k" in ran
     runs = project.root / "data" / "ml-100k" / "runs" / "prm"
     for variant in VARIANTS:
-        metrics = json.loads((runs / variant / "eval" / "metrics.json").read_text())
+        metrics = json.loads((runs / variant / "seed0" / "eval" / "metrics.json").read_text())
         assert 0.0 <= metrics["ndcg@10"] <= 1.0
-        assert (runs / variant / "train" / "model.safetensors").exists()
-    assert (runs / "ur4rec" / "pretrain" / "retriever.safetensors").exists()
-    assert not (runs / "kar" / "pretrain" / "retriever.safetensors").exists()  # marker only
+        assert (runs / variant / "seed0" / "train" / "model.safetensors").exists()
+    assert (runs / "ur4rec" / "seed0" / "pretrain" / "model.safetensors").exists()
+    assert not (runs / "kar" / "seed0" / "pretrain" / "model.safetensors").exists()  # marker only
+    report = (project.root / "data" / "report" / "ml-100k" / "results.md").read_text()
+    assert "| prm | control |" in report and "Minimum detectable" in report
 
     second = project.repro()
     assert project.ran_stages(second) == [], second.stdout
 
     project.set_params("variant.ur4rec.n_proxies=3")  # read by the ur4rec stages only
     assert _upstream_of_report(project.ran_stages(project.repro())) == [
-        "evaluate_aug@ml-100k-prm-ur4rec", "pretrain@ml-100k-prm-ur4rec", "train_aug@ml-100k-prm-ur4rec"]
+        "evaluate_aug@ml-100k-prm-ur4rec-0", "pretrain@ml-100k-prm-ur4rec-0", "train_aug@ml-100k-prm-ur4rec-0"]
     project.set_params("variant.kar.kar.out_dim=4")
     assert _upstream_of_report(project.ran_stages(project.repro())) == [
-        "evaluate_aug@ml-100k-prm-kar", "pretrain@ml-100k-prm-kar", "train_aug@ml-100k-prm-kar"]
+        "evaluate_aug@ml-100k-prm-kar-0", "pretrain@ml-100k-prm-kar-0", "train_aug@ml-100k-prm-kar-0"]
 
 
 def _upstream_of_report(stages: list[str]) -> list[str]:

@@ -1,4 +1,5 @@
-"""Joint training of every augmentation kind on the shared loop, from a real Base run, then evaluation."""
+"""Joint training of every arm on the shared loop, from a real Base run; the control differs from the
+augmented arms only in the augmentation."""
 
 import json
 
@@ -7,28 +8,30 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ur4rec.retriever.config import retriever_config
-from ur4rec.retriever.joint import evaluate_variant, train_variant, variant_factory
-from ur4rec.retriever.pretrain import run_pretrain
-from ur4rec.train.loop import predict
-from ur4rec.train.run import load_trained, run_context, trained_context
+from ur4rec.runs.evaluation import evaluate
+from ur4rec.runs.model import build_model, catalog_of
+from ur4rec.runs.spec import RunSpec, load_split
+from ur4rec.runs.training import pretrain, train
+from ur4rec.train.checkpoint import load_weights
+from ur4rec.train.rerank import predict
 
 
+def base_model(root, s, backbone="prm"):
+    spec = RunSpec("fx", backbone, None, 0)
+    model, _ = build_model(s, spec, catalog_of(s, spec, root), training=False, root=root)
+    return load_weights(model, spec.paths(root).train / "model.safetensors").eval()
 
-@pytest.mark.parametrize("variant", ["llm", "kar", "ur4rec-no-pretrain"])
-def test_warm_started_variant_starts_exactly_as_base(tiny_project, variant):
-    root, params = tiny_project
-    base_ctx, _ = trained_context("fx", "prm", "base", params, root)
-    base = load_trained(base_ctx)
-    ctx = run_context("fx", "prm", variant, params, root=root)
-    model, groups = variant_factory(variant, training=True)(ctx)
-    valid = ctx.load_split("valid", 10)
-    assert np.allclose(predict(model, valid), predict(base, valid), atol=1e-5)
-    has_weights = any(True for _ in model.augmenter.parameters())
-    assert has_weights == (variant != "llm")
-    # fusion + fresh augmenter weights, and the retriever, get their own groups apart from the backbone
-    joint = retriever_config(ctx.params).joint
-    fusion = [*model.backbone.aug_proj.parameters(), *model.backbone.aug_scale.parameters()]
+
+@pytest.mark.parametrize("variant", ["control", "llm", "kar", "ur4rec-no-pretrain"])
+def test_every_arm_starts_exactly_as_base_with_the_same_parameter_groups(tiny_project, variant):
+    root, s = tiny_project
+    spec = RunSpec("fx", "prm", variant, 0)
+    torch.manual_seed(0)
+    model, groups = build_model(s, spec, catalog_of(s, spec, root), training=True, root=root)
+    valid = load_split(spec.paths(root).dataset, "valid", 10, 60)
+    assert np.allclose(predict(model.eval(), valid), predict(base_model(root, s), valid), atol=1e-5)
+    joint = s.retriever.joint
+    fusion = model.backbone.fusion_parameters()
     retriever = getattr(model.augmenter, "retriever", None)
     expected = [(fusion + ([] if retriever else list(model.augmenter.parameters())), joint.augmenter_lr)]
     if retriever is not None:
@@ -36,35 +39,74 @@ def test_warm_started_variant_starts_exactly_as_base(tiny_project, variant):
     assert len(groups) == 1 + len(expected)
     for group, (params, lr) in zip(groups[1:], expected):
         assert [id(p) for p in group["params"]] == [id(p) for p in params] and group["lr"] == lr
-    backbone_ids = {id(p) for p in groups[0]["params"]}
-    assert backbone_ids == {id(p) for p in model.backbone.parameters()} - {id(p) for p in fusion}
+    assert {id(p) for p in groups[0]["params"]} == {id(p) for p in model.backbone.parameters()} - {id(p) for p in fusion}
+
+
+def test_the_control_and_llm_differ_only_in_the_augmentation(tiny_project):
+    """Same warm start, fusion shape, parameter groups and loop settings; zero the +LLM vectors and the two
+    models are the same function."""
+    root, s = tiny_project
+    built = {}
+    for variant in ("control", "llm"):
+        spec = RunSpec("fx", "prm", variant, 0)
+        torch.manual_seed(0)
+        built[variant] = build_model(s, spec, catalog_of(s, spec, root), training=True, root=root)
+    (control, c_groups), (llm, l_groups) = built["control"], built["llm"]
+    assert [[tuple(p.shape) for p in g["params"]] for g in c_groups] == [[tuple(p.shape) for p in g["params"]] for g in l_groups]
+    assert [g.get("lr") for g in c_groups] == [g.get("lr") for g in l_groups]
+    assert s.train_config("prm", 0, joint=True) == s.train_config("prm", 0, joint=True)
+    for name, tensor in control.state_dict().items():
+        assert torch.equal(tensor, llm.state_dict()[name]), name
+    llm.augmenter.user_table.zero_()
+    valid = load_split(RunSpec("fx", "prm", "llm", 0).paths(root).dataset, "valid", 10, 60)
+    with torch.no_grad():  # move the fusion off the identity so the augmentation could matter
+        for model in (control, llm):
+            torch.manual_seed(1)
+            for p in model.backbone.fusion_parameters():
+                p.add_(torch.randn_like(p) * 0.1)
+    assert np.allclose(predict(control.eval(), valid), predict(llm.eval(), valid), atol=1e-6)
 
 
 @pytest.mark.parametrize("backbone, variant", [
-    ("prm", "ur4rec"), ("prm", "kar"), ("prm", "bert"), ("prm", "ur4rec-no-retr"), ("gru4rec", "ur4rec"),
+    ("prm", "ur4rec"), ("prm", "kar"), ("prm", "bert"), ("prm", "control"), ("prm", "ur4rec-no-retr"),
+    ("gru4rec", "ur4rec"),
 ])
-def test_train_then_evaluate_a_variant(tiny_project, backbone, variant):
-    root, params = tiny_project
-    run_pretrain("fx", backbone, variant, params, root=root, progress=False)
-    train_variant("fx", backbone, variant, params, root=root)
-    run = root / "fx" / "runs" / backbone / variant
-    config = json.loads((run / "train" / "config.json").read_text())
-    assert config["variant"] == variant
-    weights = load_file(str(run / "train" / "model.safetensors"))
-    assert any(k.startswith("augmenter.") for k in weights) == (variant not in ("bert", "ur4rec-no-retr"))
-    metrics = evaluate_variant("fx", backbone, variant, params, root=root)
-    saved = json.loads((run / "eval" / "metrics.json").read_text())
+def test_train_then_evaluate_an_arm(tiny_project, backbone, variant):
+    root, s = tiny_project
+    spec = RunSpec("fx", backbone, variant, 0)
+    pretrain(s, spec, root)
+    train(s, spec, root)
+    run = spec.paths(root)
+    config = json.loads((run.train / "config.json").read_text())
+    assert config["arm"] == variant and config["variant"]["kind"] == s.variant[variant].kind
+    weights = load_file(str(run.train / "model.safetensors"))
+    assert any(k.startswith("augmenter.") for k in weights) == (variant not in ("bert", "control", "ur4rec-no-retr"))
+    metrics = evaluate(s, spec, root)
+    saved = json.loads((run.eval / "metrics.json").read_text())
     assert saved["ndcg@10"] == pytest.approx(metrics["ndcg@10"]) and 0 <= saved["ndcg@10"] <= 1
-    assert (run / "eval" / "per_sample.parquet").exists()
+    assert (run.eval / "per_sample.parquet").exists()
 
 
 def test_joint_training_moves_the_pretrained_retriever_and_the_backbone(tiny_project):
-    root, params = tiny_project
-    run_pretrain("fx", "prm", "ur4rec", params, root=root, progress=False)
-    train_variant("fx", "prm", "ur4rec", params, root=root)
-    run = root / "fx" / "runs" / "prm"
-    pre = load_file(str(run / "ur4rec" / "pretrain" / "retriever.safetensors"))
-    joint = load_file(str(run / "ur4rec" / "train" / "model.safetensors"))
-    base = load_file(str(run / "base" / "train" / "model.safetensors"))
+    root, s = tiny_project
+    spec = RunSpec("fx", "prm", "ur4rec", 0)
+    pretrain(s, spec, root)
+    train(s, spec, root)
+    run = spec.paths(root)
+    pre = load_file(str(run.pretrain / "model.safetensors"))
+    joint = load_file(str(run.train / "model.safetensors"))
+    base = load_file(str(run.sibling("base").train / "model.safetensors"))
     assert not torch.equal(joint["augmenter.retriever.proxies"], pre["proxies"])
     assert not torch.equal(joint["backbone.items.ids.weight"], base["items.ids.weight"])
+
+
+def test_a_rerun_gives_identical_metrics(tiny_project):
+    """Same code, params and seed: the same numbers, for every stage of an arm."""
+    root, s = tiny_project
+    spec = RunSpec("fx", "prm", "ur4rec", 0)
+    outputs = []
+    for _ in range(2):
+        pretrain(s, spec, root)
+        train(s, spec, root)
+        outputs.append(evaluate(s, spec, root))
+    assert outputs[0] == outputs[1]

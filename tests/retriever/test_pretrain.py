@@ -1,4 +1,4 @@
-"""Pre-training against a real Base checkpoint, a real embedding store and real prepared samples."""
+"""Pre-training on the shared loop, against a real Base checkpoint, a real embedding store and real lists."""
 
 import json
 
@@ -6,42 +6,70 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ur4rec.retriever.pretrain import pretrain_dir, run_pretrain
+from tests.retriever.conftest import tiny_settings
+from ur4rec.runs.spec import RunSpec
+from ur4rec.runs.training import pretrain, pretrain_task
 
 
-
-def test_pretraining_writes_weights_and_lowers_the_validation_loss(tiny_project):
-    root, params = tiny_project
-    params = {**params, "retriever": {**params["retriever"], "pretrain": {**params["retriever"]["pretrain"], "epochs": 4}}}
-    summary = run_pretrain("fx", "prm", "ur4rec", params, root=root, progress=False)
-    out = pretrain_dir("fx", "prm", "ur4rec", root)
+def test_pretraining_selects_the_lowest_validation_loss_and_writes_weights(tiny_project, tiny_bert):
+    root, _ = tiny_project
+    s = tiny_settings(tiny_bert, "retriever.pretrain.epochs=4", "retriever.pretrain.patience=4")
+    summary = pretrain(s, RunSpec("fx", "prm", "ur4rec", 0), root)
+    out = RunSpec("fx", "prm", "ur4rec", 0).paths(root).pretrain
     config = json.loads((out / "config.json").read_text())
-    assert config["pretrained"] and config["n_proxies"] == 4 and config["objectives"] == ["cl", "pim"]
-    state = load_file(str(out / "retriever.safetensors"))
+    assert config["pretrained"] and config["n_proxies"] == 4 and config["variant"]["objectives"] == ["cl", "pim"]
+    state = load_file(str(out / "model.safetensors"))
     assert state["proxies"].shape == (4, 32)
-    first, best = summary["history"][0], min(h["valid_loss"] for h in summary["history"])
-    assert {"train_cl", "train_pim", "valid_cl", "valid_pim"} <= set(first)
-    assert best < summary["history"][0]["valid_loss"] or summary["best_epoch"] == 0
-    assert summary["history"][-1]["train_loss"] < first["train_loss"]
-    assert summary["train_samples_per_second"] > 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["best_valid_loss"] == pytest.approx(best)
+    history = summary["history"]
+    assert {"train_cl", "train_pim", "valid_cl", "valid_pim", "valid_hit@1", "valid_pim_acc"} <= set(history[0])
+    # the kept epoch is the one with the lowest validation loss, whatever the curve's shape
+    losses = [h["valid_loss"] for h in history]
+    assert summary["best_epoch"] == losses.index(min(losses)) and summary["best_valid"] == pytest.approx(min(losses))
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert json.loads((out / "fit.json").read_text())["best_epoch"] == summary["best_epoch"]
+
+
+def test_pretraining_is_repeatable(tiny_project, tiny_bert):
+    """The retriever's random parts (proxies, cross-attention) are drawn after the run's seed is set."""
+    root, s = tiny_project
+    spec = RunSpec("fx", "prm", "ur4rec", 0)
+    first = (pretrain(s, spec, root), load_file(str(spec.paths(root).pretrain / "model.safetensors")))
+    second = (pretrain(s, spec, root), load_file(str(spec.paths(root).pretrain / "model.safetensors")))
+    assert [h["valid_loss"] for h in first[0]["history"]] == [h["valid_loss"] for h in second[0]["history"]]
+    assert all(torch.equal(first[1][k], second[1][k]) for k in first[1])
 
 
 def test_single_objective_ablations_train_only_their_loss(tiny_project):
-    root, params = tiny_project
-    run_pretrain("fx", "gru4rec", "ur4rec-no-cl", params, root=root, progress=False)
-    summary = json.loads((pretrain_dir("fx", "gru4rec", "ur4rec-no-cl", root) / "metrics.json").read_text())
+    root, s = tiny_project
+    summary = pretrain(s, RunSpec("fx", "gru4rec", "ur4rec-no-cl", 0), root)
     assert "train_pim" in summary["history"][0] and "train_cl" not in summary["history"][0]
-    run_pretrain("fx", "prm", "ur4rec-no-proxy", params, root=root, progress=False)
-    state = load_file(str(pretrain_dir("fx", "prm", "ur4rec-no-proxy", root) / "retriever.safetensors"))
+    pretrain(s, RunSpec("fx", "prm", "ur4rec-no-proxy", 0), root)
+    state = load_file(str(RunSpec("fx", "prm", "ur4rec-no-proxy", 0).paths(root).pretrain / "model.safetensors"))
     assert state["proxies"].shape == (0, 32)
 
 
-@pytest.mark.parametrize("variant", ["bert", "llm", "kar", "ur4rec-no-retr", "ur4rec-no-pretrain"])
+@pytest.mark.parametrize("variant", ["control", "bert", "llm", "kar", "ur4rec-no-retr", "ur4rec-no-pretrain"])
 def test_variants_without_pretraining_write_only_a_marker(tiny_project, variant):
-    root, params = tiny_project
-    run_pretrain("fx", "prm", variant, params, root=root, progress=False)
-    out = pretrain_dir("fx", "prm", variant, root)
+    root, s = tiny_project
+    pretrain(s, RunSpec("fx", "prm", variant, 0), root)
+    out = RunSpec("fx", "prm", variant, 0).paths(root).pretrain
     assert sorted(p.name for p in out.iterdir()) == ["config.json"]
     assert json.loads((out / "config.json").read_text())["pretrained"] is False
+
+
+def test_in_batch_negatives_never_use_the_users_own_items(tiny_project, tiny_bert):
+    root, _ = tiny_project
+    s = tiny_settings(tiny_bert, "retriever.pretrain.in_batch_negatives=true",
+                      "retriever.pretrain.negative_sampling=popularity")
+    task, retriever = pretrain_task(s, RunSpec("fx", "prm", "ur4rec", 0), root)
+    batch = next(task.batches(16, seed=3))
+    allowed = task._in_batch_mask(batch.batch.user_ids, batch.batch.candidates.gather(
+        1, batch.batch.target_pos.unsqueeze(1)).squeeze(1))
+    assert not allowed.diagonal().any()
+    users, targets = batch.batch.user_ids, batch.batch.candidates.gather(1, batch.batch.target_pos.unsqueeze(1)).squeeze(1)
+    for b in range(len(users)):
+        for j in range(len(users)):
+            if allowed[b, j]:
+                assert not task.data.sampler.is_seen(users[b:b + 1].numpy(), targets[j:j + 1].numpy())[0]
+    losses = task.losses(retriever, batch)
+    assert torch.isfinite(losses["loss"]) and losses["cl"] > 0

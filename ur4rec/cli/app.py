@@ -7,6 +7,9 @@ traceback and where to report it.
 
 from __future__ import annotations
 
+import functools
+from typing import Any, Callable
+
 import typer
 
 from ur4rec.cli.boundary import boundary
@@ -17,6 +20,20 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+def command(group: typer.Typer | None = None, *args: Any, **kwargs: Any) -> Callable:
+    """Register a command (on `app`, or on a sub-app such as `cache`) that runs inside the error boundary."""
+
+    def register(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def guarded(*a: Any, **k: Any) -> Any:
+            with boundary():
+                return fn(*a, **k)
+
+        return (group or app).command(*args, **kwargs)(guarded)
+
+    return register
 
 
 @app.callback()
@@ -31,3 +48,4 @@ from ur4rec.cli import doctor, data, llm, encode, runs, report, dag_cmd  # noqa:
 def main() -> None:
     with boundary():
         app()
+

@@ -44,7 +44,9 @@ def boundary() -> Iterator[None]:
                   file=sys.stderr)
             sys.exit(1)
         _bug()
-    except Exception:  # noqa: BLE001 - the boundary: anything unexpected is a bug, reported as one
+    except Exception as exc:  # noqa: BLE001 - the boundary: anything unexpected is a bug, reported as one
+        if type(exc).__module__.startswith(("click.", "typer.")):
+            raise  # the CLI's own control flow: usage errors, --help, typer.Exit
         _bug()
 
 

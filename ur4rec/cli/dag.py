@@ -49,7 +49,9 @@ STAGES: dict[str, Stage] = {
         foreach="datasets"),
     "prepare": Stage(
         "stages/prepare.py", DATASET, "leak-free reranking lists and the LLM histories",
-        deps=["data/raw/${item}"], params=["prepare", "dataset.${item}"], outs=["data/${item}/prepared"],
+        deps=["data/raw/${item}"],
+        params=["prepare", *(f"dataset.${{item}}.{k}" for k in ("format", "category", "min_rating", "k_core", "prepare"))],
+        outs=["data/${item}/prepared"],
         foreach="datasets"),
     "generate": Stage(
         "stages/generate.py", DATASET, "LLM preferences and item knowledge, through the content-addressed cache",

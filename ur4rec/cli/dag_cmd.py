@@ -6,10 +6,10 @@ from typing import Annotated
 
 import typer
 
-from ur4rec.cli.app import app
+from ur4rec.cli.app import command
 
 
-@app.command()
+@command()
 def dag(write: Annotated[bool, typer.Option("--write", help="Rewrite dvc.yaml instead of checking it.")] = False) -> None:
     """Check that dvc.yaml lists every stage's code (its import closure); --write regenerates it."""
     from ur4rec.cli import dag as generator

@@ -8,12 +8,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from ur4rec.cli.app import app
+from ur4rec.cli.app import command
 from ur4rec.cli.common import DatasetOpt, ParamsOpt, SetOpt, read_settings
 from ur4rec.config import DEFAULT_PARAMS
 
 
-@app.command()
+@command()
 def fetch(
     dataset: DatasetOpt,
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for the raw files (default: data/raw/<dataset>).")] = None,
@@ -26,7 +26,7 @@ def fetch(
     typer.echo(run_fetch(read_settings(params, sets), dataset, out))
 
 
-@app.command()
+@command()
 def prepare(
     dataset: DatasetOpt,
     raw_dir: Annotated[Optional[Path], typer.Option("--raw-dir", help="Raw files (default: data/raw/<dataset>).")] = None,

@@ -8,7 +8,7 @@ import shutil
 
 import typer
 
-from ur4rec.cli.app import app
+from ur4rec.cli.app import command
 from ur4rec.cli.common import ParamsOpt, SetOpt
 from ur4rec.config import DEFAULT_PARAMS
 
@@ -66,7 +66,7 @@ def check_params(params, sets) -> tuple[str, bool, str]:
             f"{len(s.variants)} variant(s), seeds {s.seeds}")
 
 
-@app.command()
+@command()
 def doctor(params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
     """Report what this machine can run (torch, CUDA, vLLM, packaged models, free disk) and check the params."""
     rows = collect() + [check_params(params, sets)]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from ur4rec.cli.app import app
+from ur4rec.cli.app import command
 from ur4rec.cli.common import DatasetOpt, ParamsOpt, SetOpt, read_settings
 from ur4rec.config import DEFAULT_PARAMS
 
 
-@app.command()
+@command()
 def encode(dataset: DatasetOpt, params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
     """Encode LLM preferences/knowledge and raw texts with the frozen encoder into data/<dataset>/emb/."""
     from ur4rec.runs.texts import encode as run_encode

@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ur4rec.cli.app import app
+from ur4rec.cli.app import app, command
 from ur4rec.cli.common import DatasetOpt, ParamsOpt, SetOpt, read_settings
 from ur4rec.config import DEFAULT_PARAMS
 
@@ -26,7 +26,7 @@ app.add_typer(cache_app, name="cache")
 RemoteOpt = Annotated[Optional[str], typer.Option("--remote", "-r", help="DVC remote name (default: the default remote).")]
 
 
-@app.command()
+@command()
 def generate(dataset: DatasetOpt, params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
     """Generate user preferences and item knowledge for a dataset into data/<dataset>/llm/."""
     from ur4rec.runs.texts import generate as run_generate
@@ -44,7 +44,7 @@ def _cache(params: Path, sets: list[str] | None):
     return llm_cache(read_settings(params, sets).llm)
 
 
-@cache_app.command("stats")
+@command(cache_app, "stats")
 def cache_stats(params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
     """Entries, size, statuses and models in the cache, and the hit rate of the runs that used it."""
     cache = _cache(params, sets)
@@ -68,7 +68,7 @@ def cache_stats(params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None
         typer.echo("hit rate: no runs recorded yet")
 
 
-@cache_app.command("compact")
+@command(cache_app, "compact")
 def cache_compact(params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
     """Merge all shards into one (fewer files to hash, push and pull)."""
     cache = _cache(params, sets)
@@ -84,7 +84,7 @@ def _dvc(*args: str) -> None:
         raise typer.Exit(proc.returncode)
 
 
-@cache_app.command("push")
+@command(cache_app, "push")
 def cache_push(remote: RemoteOpt = None, params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
     """Track the cache folder with DVC and push it; then commit the .dvc file with git."""
     root = _cache(params, sets).root
@@ -93,7 +93,7 @@ def cache_push(remote: RemoteOpt = None, params: ParamsOpt = DEFAULT_PARAMS, set
     typer.echo(f"now: git add {root}.dvc && git commit -m 'LLM cache' && git push")
 
 
-@cache_app.command("pull")
+@command(cache_app, "pull")
 def cache_pull(remote: RemoteOpt = None, params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
     """Pull the team's cache (the version in the committed .dvc file), keeping local shards it lacks.
 

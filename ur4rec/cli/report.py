@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from ur4rec.cli.app import app
+from ur4rec.cli.app import command
 from ur4rec.cli.common import DatasetOpt, ParamsOpt, SetOpt, read_settings
 from ur4rec.config import DEFAULT_PARAMS
 
 
-@app.command()
+@command()
 def report(dataset: DatasetOpt, params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
     """Write data/report/<dataset>/results.md, results.json and plots from the evaluated runs."""
     from ur4rec.runs.reporting import report as run_report

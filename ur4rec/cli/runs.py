@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from ur4rec.cli.app import app
+from ur4rec.cli.app import command
 from ur4rec.cli.common import BackboneOpt, DatasetOpt, ParamsOpt, SeedOpt, SetOpt, VariantOpt, read_settings
 from ur4rec.config import DEFAULT_PARAMS
 
@@ -21,7 +21,7 @@ def _spec(dataset: str, backbone: str, variant: str | None, seed: int):
     return RunSpec(dataset, backbone, variant, seed)
 
 
-@app.command()
+@command()
 def train(dataset: DatasetOpt, backbone: BackboneOpt, variant: VariantOpt = None, seed: SeedOpt = 0,
           params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
     """Train a run with early stopping on validation: the Base backbone, or an arm (control, +BERT, +LLM, KAR,
@@ -32,7 +32,7 @@ def train(dataset: DatasetOpt, backbone: BackboneOpt, variant: VariantOpt = None
     typer.echo(json.dumps({k: v for k, v in dataclasses.asdict(result).items() if k != "history"}))
 
 
-@app.command()
+@command()
 def pretrain(dataset: DatasetOpt, backbone: BackboneOpt, variant: VariantOpt = "ur4rec", seed: SeedOpt = 0,
              params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
     """Pre-train a variant's retriever (L_CL + alpha * L_PIM) on its seed's frozen Base item representations."""
@@ -42,7 +42,7 @@ def pretrain(dataset: DatasetOpt, backbone: BackboneOpt, variant: VariantOpt = "
     typer.echo(json.dumps({k: v for k, v in out.items() if k != "history"}))
 
 
-@app.command()
+@command()
 def evaluate(dataset: DatasetOpt, backbone: BackboneOpt, variant: VariantOpt = None, seed: SeedOpt = 0,
              params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
     """Score a trained run on the test split: per-list and mean MAP@k / NDCG@k."""
@@ -51,7 +51,7 @@ def evaluate(dataset: DatasetOpt, backbone: BackboneOpt, variant: VariantOpt = N
     typer.echo(json.dumps(run_evaluate(read_settings(params, sets), _spec(dataset, backbone, variant, seed))))
 
 
-@app.command()
+@command()
 def compare(
     a: Annotated[Path, typer.Argument(help="per_sample.parquet of the reference run.")],
     b: Annotated[Path, typer.Argument(help="per_sample.parquet of the run compared with it.")],

@@ -57,7 +57,7 @@ class PairedTest:
         return self.mean_b - self.mean_a
 
 
-def paired_test(a: np.ndarray, b: np.ndarray, ci_seed: int = 0) -> PairedTest:
+def paired_test(a: np.ndarray, b: np.ndarray, ci_seed: int = 0, n_resamples: int = 2000) -> PairedTest:
     """Two-sided paired t-test of per-user values `b` against `a` (same users, same order), with a bootstrap
     CI of the mean difference. Identical inputs give statistic 0 and p = 1 (scipy's NaN there means no evidence)."""
     a = np.asarray(a, dtype=np.float64)
@@ -74,7 +74,7 @@ def paired_test(a: np.ndarray, b: np.ndarray, ci_seed: int = 0) -> PairedTest:
         statistic, pvalue = float(result.statistic), float(result.pvalue)
         if np.isnan(pvalue):  # a constant non-zero difference: certain, but t is undefined
             statistic, pvalue = float(np.sign(diff[0]) * np.inf), 0.0
-    low, high = bootstrap_ci(diff, seed=ci_seed)
+    low, high = bootstrap_ci(diff, n_resamples=n_resamples, seed=ci_seed)
     return PairedTest(len(a), float(a.mean()), float(b.mean()), statistic, pvalue, float(diff.std(ddof=1)), low, high)
 
 

@@ -145,7 +145,7 @@ def cost_section(plan: ReportPlan, results: Results) -> list[str]:
             fit = read_json(run.paths.train / "fit.json")
             if fit:
                 epochs.append(fit["epochs_run"])
-                seconds.append(sum(h["seconds"] + h.get("valid_seconds", 0.0) for h in fit["history"]))
+                seconds.append(sum(h["seconds"] + h.get("validation_seconds", 0.0) for h in fit["history"]))
         if seconds:
             rows.append(f"| {arm.name} | {np.mean(epochs):.1f} | {np.mean(seconds):.1f} | {np.sum(seconds) / max(len(plan.seeds), 1):.0f} |")
     if not rows:

@@ -33,7 +33,8 @@ def reference_arms(plan: ReportPlan) -> tuple[Arm | None, Arm | None]:
     return control, kar
 
 
-def compare(results: Results, backbone: str, arm: str, reference: str, metric: str, seed: int = 0) -> PairedTest | None:
+def compare(results: Results, backbone: str, arm: str, reference: str, metric: str,
+            n_resamples: int = 2000) -> PairedTest | None:
     """Paired test of `arm` against `reference` on the users both were evaluated on, over their common seeds."""
     seeds = sorted(set(results.seeds(backbone, arm)) & set(results.seeds(backbone, reference)))
     if not seeds:
@@ -42,7 +43,7 @@ def compare(results: Results, backbone: str, arm: str, reference: str, metric: s
     users_b, b = results.user_matrix(backbone, arm, metric, seeds)
     if not np.array_equal(users_a, users_b):
         raise ValueError(f"{results.dataset}/{backbone}: {arm} and {reference} were evaluated on different test users")
-    return paired_test(a, b, ci_seed=seed)
+    return paired_test(a, b, n_resamples=n_resamples)
 
 
 def table_comparisons(plan: ReportPlan, results: Results, arms: list[Arm], metric: str) -> list[Comparison]:
@@ -54,7 +55,7 @@ def table_comparisons(plan: ReportPlan, results: Results, arms: list[Arm], metri
             for ref in (control, kar):
                 if ref is None or arm.is_base or arm.name == ref.name or (ref is kar and arm.is_control):
                     continue
-                test = compare(results, backbone, arm.name, ref.name, metric)
+                test = compare(results, backbone, arm.name, ref.name, metric, plan.cfg.bootstrap)
                 if test is not None:
                     found.append(Comparison(backbone, arm.name, ref.name, test))
     adjusted = holm([c.test.pvalue for c in found])

@@ -166,6 +166,9 @@ def _backbone(name: str, block: Mapping[str, Any] | None) -> BackboneSpec:
 
 def check(s: Settings) -> None:
     """Cross-references between sections: everything a run will look up exists and fits."""
+    if s.prepare.llm_history_cut != "before_targets":
+        raise ParamsError("prepare.llm_history_cut must stay before_targets; set none only in a "
+                          f"dataset's own `prepare:` block (a dataset named with {LEAKY_MARK})")
     for name in s.datasets:
         s.dataset_config(name)
     for name, ds in s.dataset.items():
@@ -178,9 +181,6 @@ def check(s: Settings) -> None:
         if prepare.llm_history_cut == "none" and LEAKY_MARK not in name:
             raise ParamsError(f"dataset.{name}: llm_history_cut: none lets the LLM see the targets; such a dataset "
                               f"must carry {LEAKY_MARK} in its name so every path and table shows it")
-    if s.prepare.llm_history_cut != "before_targets":
-        raise ParamsError("prepare.llm_history_cut must stay before_targets; set none only in a "
-                          f"dataset's own `prepare:` block (a dataset named with {LEAKY_MARK})")
     parse_metric(s.train.select_metric)
     parse_metric(s.report.focus_metric)
     for name in s.backbones:

@@ -189,7 +189,7 @@ def run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, cf
     valid_started = time.perf_counter()
     valid = task.validate(model)
     return {"epoch": epoch, **{f"train_{k}": v for k, v in train.items()}, "seconds": seconds,
-            "cpu_seconds": cpu_seconds, "valid_seconds": time.perf_counter() - valid_started,
+            "cpu_seconds": cpu_seconds, "validation_seconds": time.perf_counter() - valid_started,
             **{f"valid_{k}": v for k, v in valid.items()}}
 
 
@@ -216,7 +216,7 @@ def summarise(state: LoopState, cfg: TrainConfig, n_train: int, resumed_from: in
         resumed_from_epoch=resumed_from,
         mean_epoch_seconds=mean,
         mean_epoch_cpu_seconds=float(np.mean([r["cpu_seconds"] for r in state.history])) if seconds else 0.0,
-        mean_valid_seconds=float(np.mean([r["valid_seconds"] for r in state.history])) if seconds else 0.0,
+        mean_valid_seconds=float(np.mean([r["validation_seconds"] for r in state.history])) if seconds else 0.0,
         train_samples_per_second=n_train / mean if mean else 0.0,
         peak_rss_mb=peak_rss_mb(),
         start_valid=state.start_valid,
