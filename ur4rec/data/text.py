@@ -8,6 +8,8 @@ import json
 import re
 from typing import Any
 
+from ur4rec.data.schema import brief
+
 # A tag, or a tag cut off at the end of the string (`<span class="a-size-medium"` occurs in real titles).
 TAG = re.compile(r"<[^<>]*(?:>|$)")
 SPACE = re.compile(r"\s+")
@@ -34,15 +36,24 @@ def clean_list(values: Any) -> list[str]:
     return out
 
 
+def id_text(value: Any) -> str:
+    """An id field as text: strings and integers only (a list or object where an id belongs is no id)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return ""
+    return clean_text(value)
+
+
 def parse_record(line: str) -> dict[str, Any]:
     """One JSON object, or a Python dict literal (`{u'id': ...}` as in older UCSD dumps); ValueError if neither."""
     try:
         record = json.loads(line)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError; deep nesting recurses
         try:
             record = ast.literal_eval(line)
-        except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
-            raise ValueError(f"neither JSON nor a Python dict literal: {exc}") from exc
+        # Garbage can fail in any of these ways: `{[1]: 2}` is a TypeError (unhashable key), for one.
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
+            raise ValueError(f"neither JSON nor a Python dict literal: {brief(exc)}") from exc
     if not isinstance(record, dict):
         raise ValueError(f"expected an object, got {type(record).__name__}")
     return record
+
