@@ -6,6 +6,7 @@ import ast
 import html
 import json
 import re
+import warnings
 from typing import Any
 
 from ur4rec.data.schema import brief
@@ -49,7 +50,9 @@ def parse_record(line: str) -> dict[str, Any]:
         record = json.loads(line)
     except (ValueError, RecursionError):  # JSONDecodeError is a ValueError; deep nesting recurses
         try:
-            record = ast.literal_eval(line)
+            with warnings.catch_warnings():  # garbage like `1abc` warns before it fails; the failure is reported
+                warnings.simplefilter("ignore", SyntaxWarning)
+                record = ast.literal_eval(line)
         # Garbage can fail in any of these ways: `{[1]: 2}` is a TypeError (unhashable key), for one.
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:
             raise ValueError(f"neither JSON nor a Python dict literal: {brief(exc)}") from exc
