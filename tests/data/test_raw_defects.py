@@ -152,7 +152,8 @@ def test_a_file_whose_every_line_is_bad_is_named_under_skip(tmp_path):
     raw = write_amazon(tmp_path / "raw")
     (raw / "Tiny_Things_5.json").write_text("not json\n" * 5)
     message = one_line_error(raw, tmp_path / "out", "amazon2018", "prepare.on_bad_line=skip", category="Tiny_Things")
-    assert "Tiny_Things_5.json: no usable interactions in the file; lines skipped so far: {'malformed_line': 5}" in message
+    assert ("Tiny_Things_5.json: no usable interactions in the file; lines skipped so far: {'malformed_line': 5}"
+            in message)
 
 
 def test_an_amazon_id_that_is_not_text_is_refused_on_both_paths(tmp_path):

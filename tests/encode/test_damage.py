@@ -115,7 +115,8 @@ def test_a_bad_meta_json_is_named(tmp_path, meta, match):
     (lambda t: t.drop_columns(["row"]), r"index\.parquet: missing column\(s\) \['row'\]"),
     (lambda t: t.set_column(1, "id", pa.array([str(i) + "x" for i in t.column("id").to_pylist()])),
      r"index\.parquet: columns of other types"),
-    (lambda t: t.set_column(2, "shard", pa.array([None] * t.num_rows, pa.string())), r"null values in column\(s\) \['shard'\]"),
+    (lambda t: t.set_column(2, "shard", pa.array([None] * t.num_rows, pa.string())),
+     r"null values in column\(s\) \['shard'\]"),
     (lambda t: t.set_column(3, "row", pa.array([r + 1 for r in t.column("row").to_pylist()])),
      r"index rows do not cover its \d+ rows exactly once"),
 ])
@@ -196,7 +197,8 @@ def rewrite(path, change) -> None:
     ("llm/user_preferences.parquet", lambda t: t.drop_columns(["status"]),
      r"user_preferences\.parquet: missing column\(s\) \['status'\], an older layout\? \(written by the generate "
      r"stage; rerun it: `ur4rec generate --dataset tiny` \(or `dvc repro generate@tiny`\)\)"),
-    ("llm/user_preferences.parquet", lambda t: t.set_column(0, "user_id", pa.array([str(u) for u in t.column(0).to_pylist()])),
+    ("llm/user_preferences.parquet",
+     lambda t: t.set_column(0, "user_id", pa.array([str(u) for u in t.column(0).to_pylist()])),
      r"user_preferences\.parquet: column 'user_id' holds string, expected integers \(written by the generate stage"),
     ("prepared/users.parquet", lambda t: t.set_column(t.schema.get_field_index("llm_history"), "llm_history",
                                                       pa.array([str(h) for h in t.column("llm_history").to_pylist()])),

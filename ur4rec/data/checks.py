@@ -19,7 +19,9 @@ EARLIEST, LATEST = 0, 4_102_444_800  # 1970-01-01 and 2100-01-01 UTC, in unix se
 CONTROL = r"[\x00-\x1F\x7F]"
 
 
-def drop_where(frame: pl.DataFrame, path: Path, bad: BadLines, reason: str, failed: pl.Expr, detail: str) -> pl.DataFrame:
+def drop_where(
+    frame: pl.DataFrame, path: Path, bad: BadLines, reason: str, failed: pl.Expr, detail: str
+) -> pl.DataFrame:
     """Report the rows where `failed` holds (a null counts as failed) and return the others."""
     failed = failed.fill_null(True)
     rows = frame.filter(failed)
@@ -38,9 +40,9 @@ def valid_interactions(
                        f"unix seconds between {EARLIEST} (1970) and {LATEST} (2100) expected")
     lo, hi = ratings or (float("-inf"), float("inf"))
     rating = pl.col("rating").cast(pl.Float64)
-    frame = drop_where(frame, path, bad, "rating_out_of_range",
-                       rating.is_not_null() & ~(rating.is_finite() & rating.is_between(lo, hi)),
-                       f"a rating must be a number from {lo:g} to {hi:g}" if ratings else "a rating must be a finite number")
+    scale = f"a number from {lo:g} to {hi:g}" if ratings else "a finite number"
+    off_scale = rating.is_not_null() & ~(rating.is_finite() & rating.is_between(lo, hi))
+    frame = drop_where(frame, path, bad, "rating_out_of_range", off_scale, f"a rating must be {scale}")
     return bad.require_rows(frame, path, "interactions")
 
 

@@ -34,7 +34,9 @@ def read_bytes(path: Path) -> bytes:
         with opener(path, "rb") as fh:
             data = fh.read()
     except (OSError, EOFError, zlib.error) as exc:
-        raise DataFormatError(f"{path}: cannot read ({brief(exc)}); the file is cut short or corrupt, fetch it again") from exc
+        raise DataFormatError(
+            f"{path}: cannot read ({brief(exc)}); the file is cut short or corrupt, fetch it again"
+        ) from exc
     for bom, name in WIDE_BOMS.items():
         if data.startswith(bom):
             raise DataFormatError(f"{path}: {name} text; save it as UTF-8 (or the format's own encoding) and rerun")

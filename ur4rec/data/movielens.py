@@ -49,7 +49,8 @@ def _interactions(path: Path, sep: str, bad: BadLines) -> pl.DataFrame:
 
 
 def _items(fields: pl.DataFrame, path: Path, bad: BadLines, genres: pl.Expr, extra: dict[str, pl.Expr]) -> pl.DataFrame:
-    fields = positive_ids(cast_checked(fields, path, {"item": pl.Int64}, bad, required=("title",)), path, bad, ("item",))
+    fields = cast_checked(fields, path, {"item": pl.Int64}, bad, required=("title",))
+    fields = positive_ids(fields, path, bad, ("item",))
     frame = fields.select(
         pl.col("item").cast(pl.String).alias("raw_id"),
         pl.col("title").str.strip_chars(),
@@ -108,7 +109,8 @@ def load_ml1m(raw_dir: Path, bad: BadLines) -> RawDataset:
     users = split_fields(
         read_lines(path, bad, ENCODING), path, "::", ["raw_id", "gender", "age", "occupation", "zip"], bad
     )
-    valid = pl.col("gender").is_in(GENDERS) & pl.col("age").is_in(list(ML1M_AGES)) & pl.col("occupation").is_in(list(occupations))
+    valid = (pl.col("gender").is_in(GENDERS) & pl.col("age").is_in(list(ML1M_AGES))
+             & pl.col("occupation").is_in(list(occupations)))
     users = _users(users, path, bad, valid, "gender must be M or F, age and occupation codes as in the ML-1M README")
     users = users.select(
         "raw_id",

@@ -58,7 +58,9 @@ def _zip(name: str, sha256: str, files: list[str]) -> list[Source]:
 
 def _amazon_category(cfg: DatasetConfig) -> str:
     if not cfg.category:
-        raise ParamsError(f"format amazon2018 needs dataset.<name>.category (e.g. Books) for raw folder {cfg.raw_name!r}")
+        raise ParamsError(
+            f"format amazon2018 needs dataset.<name>.category (e.g. Books) for raw folder {cfg.raw_name!r}"
+        )
     return cfg.category
 
 

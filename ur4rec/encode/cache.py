@@ -77,9 +77,9 @@ class EmbeddingCache:
         """Whether a part's vectors are the ones written (checked once); a damaged part is set aside."""
         if shard not in self._checked:
             try:
-                shape = self._reader.shape(shard)
-                if shape != (self._sizes[shard], self.dim):
-                    raise ShardError(f"{self.dir / shard}: shape {shape}, its keys promise ({self._sizes[shard]}, {self.dim})")
+                shape, promised = self._reader.shape(shard), (self._sizes[shard], self.dim)
+                if shape != promised:
+                    raise ShardError(f"{self.dir / shard}: shape {shape}, its keys promise {promised}")
             except ShardError as exc:
                 self._set_aside(shard.removesuffix(".safetensors"), str(exc))
                 return False

@@ -184,7 +184,9 @@ class EmbeddingStore:
             if len(np.unique(index.ids)) != len(index.ids):
                 raise StoreError(f"{self.path}: kind {kind!r} indexes an id twice; {self.rerun()}")
             if len(index.ids) and index.ids[0] < 1:
-                raise StoreError(f"{self.path}: kind {kind!r} indexes id {int(index.ids[0])} (ids start at 1); {self.rerun()}")
+                raise StoreError(
+                    f"{self.path}: kind {kind!r} indexes id {int(index.ids[0])} (ids start at 1); {self.rerun()}"
+                )
         for code, name in enumerate(self._shard_names):
             rows = np.concatenate([ix.rows[ix.shards == code] for ix in self._kinds.values()])
             shape = self._shape(name)
