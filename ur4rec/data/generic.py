@@ -37,18 +37,19 @@ def find_table(raw_dir: Path, table: str) -> Path | None:
     return next((raw_dir / n for n in table_names(table) if (raw_dir / n).exists()), None)
 
 
-def read_table(path: Path, required: tuple[str, ...], bad: BadLines) -> pl.DataFrame:
-    """All columns as strings (CSV) or as stored (Parquet), plus `line`; a missing column is an error."""
+def read_table(path: Path, required: tuple[str, ...], bad: BadLines, attributes: bool = False) -> pl.DataFrame:
+    """All columns as strings (CSV) or as stored (Parquet), plus `line`; a missing column is an error.
+    `attributes`: the table's other columns are kept (items), so their Parquet types are checked too."""
     if path.suffix == ".csv":
         return read_csv(path, bad, required)
-    frame = _read_parquet(path)
+    frame = _read_parquet(path, attributes)
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise DataFormatError(f"{path}: missing column(s) {missing}; found {frame.columns}")
     return frame.with_row_index(LINE, offset=1).with_columns(pl.col(LINE).cast(pl.Int64))
 
 
-def _read_parquet(path: Path) -> pl.DataFrame:
+def _read_parquet(path: Path, attributes: bool) -> pl.DataFrame:
     try:
         frame = pl.read_parquet(path)
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as exc:
@@ -56,8 +57,8 @@ def _read_parquet(path: Path) -> pl.DataFrame:
     if LINE in frame.columns:
         raise DataFormatError(f"{path}: column {LINE!r} is reserved for the row number; rename it")
     for column, dtype in frame.schema.items():
-        role = ROLES.get(column, "attribute")
-        if not _fits(role, dtype):
+        role = ROLES.get(column, "attribute" if attributes else None)
+        if role and not _fits(role, dtype):
             raise DataFormatError(f"{path}: column {column!r} has type {dtype}; expected {EXPECTED[role]}")
     return frame
 
@@ -116,7 +117,7 @@ def _timestamp(values: pl.Series) -> pl.Series:
 
 
 def load_items(path: Path, bad: BadLines) -> pl.DataFrame:
-    frame = read_table(path, ("item_id", "title"), bad)
+    frame = read_table(path, ("item_id", "title"), bad, attributes=True)
     frame = frame.with_columns(
         pl.col("item_id").cast(pl.String).str.strip_chars().alias("raw_id"),
         pl.col("title").cast(pl.String).str.strip_chars(),
