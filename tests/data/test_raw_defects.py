@@ -136,8 +136,8 @@ def test_a_gzip_stream_cut_off_is_named(tmp_path):
     path = raw / "ratings.dat.gz"
     path.write_bytes(path.read_bytes()[:-20])
     message = one_line_error(raw, tmp_path / "out", "ml-1m", "prepare.on_bad_line=skip")
-    assert message.endswith("ratings.dat.gz: cannot read (Compressed file ended before the end-of-stream marker was "
-                            "reached); the file is cut short or corrupt, fetch it again")
+    assert message.endswith("ratings.dat.gz: not a whole gzip stream (Compressed file ended before the end-of-stream "
+                            "marker was reached); the file is cut short or corrupt, fetch it again")
 
 
 def test_utf16_text_is_named_as_such(tmp_path):

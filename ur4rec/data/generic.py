@@ -64,6 +64,8 @@ def _read_parquet(path: Path, attributes: bool) -> pl.DataFrame:
 
 
 def _fits(role: str, dtype: pl.DataType) -> bool:
+    if dtype == pl.Null:  # a column written all null: each row is judged (and reported) on its own
+        return True
     text = dtype in (pl.String, pl.Categorical)
     scalar = text or dtype.is_numeric() or dtype == pl.Boolean
     if role == "id":
@@ -71,7 +73,7 @@ def _fits(role: str, dtype: pl.DataType) -> bool:
     if role == "time":
         return text or dtype.is_numeric() or dtype in (pl.Date, pl.Datetime)
     if role == "categories":
-        return dtype in (pl.String, pl.List(pl.String))
+        return text or dtype == pl.List(pl.String)
     if role == "scalar":
         return scalar
     return scalar or dtype.is_temporal() or dtype.is_nested()  # attributes are JSON-encoded as they are

@@ -33,10 +33,12 @@ def read_bytes(path: Path) -> bytes:
     try:
         with opener(path, "rb") as fh:
             data = fh.read()
-    except (OSError, EOFError, zlib.error) as exc:
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise DataFormatError(
-            f"{path}: cannot read ({brief(exc)}); the file is cut short or corrupt, fetch it again"
+            f"{path}: not a whole gzip stream ({brief(exc)}); the file is cut short or corrupt, fetch it again"
         ) from exc
+    except OSError as exc:
+        raise DataFormatError(f"{path}: cannot read ({exc.strerror or brief(exc)})") from exc
     for bom, name in WIDE_BOMS.items():
         if data.startswith(bom):
             raise DataFormatError(f"{path}: {name} text; save it as UTF-8 (or the format's own encoding) and rerun")
