@@ -104,7 +104,8 @@ def test_checksum_mismatch_leaves_nothing_behind(tmp_path, http_root):
 
 def test_unpinned_sources_need_explicit_consent(tmp_path):
     cfg = DatasetConfig(format="amazon2018", raw_name="amazon-2018-5core", category="Books")
-    with pytest.raises(FetchError, match=r"no pinned sha256.*Expected files: Books_5\.json.*; meta_Books\.json\.gz") as err:
+    expected = r"no pinned sha256.*Expected files: Books_5\.json.*; meta_Books\.json\.gz"
+    with pytest.raises(FetchError, match=expected) as err:
         fetch_dataset("amazon-books", cfg, FetchConfig(mirrors=["m"]), tmp_path / "raw")
     assert "fetch.allow_unpinned=true" in str(err.value) and "\n" not in str(err.value)
 
