@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import csv
 import gzip
+import json
 import math
 import os
 import random
@@ -165,7 +166,8 @@ def prepare(variant: Variant, raw: Path, policy: str, out: Path) -> dict | UserE
     if key not in _PARAMS:
         _PARAMS[key] = fixture_params(variant.fmt, f"prepare.on_bad_line={policy}", category=variant.category)
     try:
-        return prepare_dataset(copy.deepcopy(_PARAMS[key]), "fx", raw_dir=raw, out=out)
+        prepare_dataset(copy.deepcopy(_PARAMS[key]), "fx", raw_dir=raw, out=out)
+        return json.loads((out / "stats.json").read_text())  # what a user reads, skip counts included
     except UserError as exc:
         message = str(exc)
         assert message.strip() and "\n" not in message and "\r" not in message, f"not one line: {message!r}"
