@@ -100,7 +100,7 @@ VARIANTS = [
     Variant("amazon", "amazon2018", write_amazon, (
         RawFile("Tiny_Things_5.json", "interactions", "records", drop="reviewerID", values=(
             ("overall", NAN), ("overall", 7.0), ("unixReviewTime", 10**11), ("unixReviewTime", 10**20),
-            ("unixReviewTime", -1), ("reviewerID", ["x"]), ("asin", ""), ("overall", "five"))),
+            ("unixReviewTime", -1), ("reviewerID", ["x"]), ("asin", ""), ("overall", "five"), ("reviewerID", "\ud83dA"))),
         RawFile("meta_Tiny_Things.json.gz", "items", "records", drop="asin", values=(("asin", ""), ("asin", {"a": 1}))),
     ), category="Tiny_Things"),
     Variant("amazon-gz", "amazon2018", _gzip_reviews, (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 
 import polars as pl
 import pytest
@@ -162,6 +163,22 @@ def test_an_amazon_id_that_is_not_text_is_refused_on_both_paths(tmp_path):
     edit_line(path, 2, lambda line: json.dumps({**json.loads(line), "asin": ["B000000001"]}))
     assert "Tiny_Things_5.json:2: malformed_line" in one_line_error(
         raw, tmp_path / "out", "amazon2018", category="Tiny_Things")
+
+
+def test_half_a_surrogate_pair_is_replaced_in_text_and_refused_in_an_id(tmp_path):
+    raw = write_amazon(tmp_path / "raw")
+    meta = raw / "meta_Tiny_Things.json.gz"
+    text = gzip.decompress(meta.read_bytes()).decode()
+    text = text.replace('"title": "Thing', '"title": "\\ud83d Thing').replace('"Brand', '"\\udc80Brand')
+    meta.write_bytes(gzip.compress(text.encode()))
+    prepare_fixture(raw, tmp_path / "out", "amazon2018", category="Tiny_Things")
+    items = pl.read_parquet(tmp_path / "out" / "items.parquet").filter(pl.col("title").str.starts_with("\ufffd Thing"))
+    assert items.height > 10
+    assert all(json.loads(a)["brand"].startswith("\ufffdBrand") for a in items["attributes"])
+    edit_line(raw / "Tiny_Things_5.json", 3, lambda line: line.replace('"reviewerID": "', '"reviewerID": "\\ud83d'))
+    # polars reads the escape as a NUL (a control character: bad_id); Python's json as a surrogate (malformed_line)
+    message = one_line_error(raw, tmp_path / "out", "amazon2018", category="Tiny_Things")
+    assert re.search(r"Tiny_Things_5\.json:3: (bad_id|malformed_line) ", message), message
 
 
 def test_a_corrupt_generic_parquet_is_named(tmp_path):

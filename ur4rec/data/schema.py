@@ -6,6 +6,7 @@ Loaders keep raw ids as strings; dense ids are assigned later, after filtering, 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,9 @@ class CatalogueTooSmall(UserError, ValueError):
     """Not enough distinct never-seen items to draw a user's negatives."""
 
 
+# Half of a UTF-16 pair (`\ud83d` alone, as scraped JSON has it) is no character: UTF-8, Parquet and polars
+# cannot hold it. In free text it becomes U+FFFD; an id holding one is no id.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 BRIEF_CHARS = 200  # parsers quote the offending input, which can be a whole record
 
 
@@ -128,4 +132,4 @@ def empty_users() -> pl.DataFrame:
 def attributes_json(values: dict[str, Any]) -> str:
     """Extra item fields as a compact JSON object, empty values dropped, keys sorted (stable bytes)."""
     kept = {k: v for k, v in values.items() if v not in (None, "", [], {})}
-    return json.dumps(kept, ensure_ascii=False, sort_keys=True, default=str)
+    return LONE_SURROGATE.sub("\ufffd", json.dumps(kept, ensure_ascii=False, sort_keys=True, default=str))

@@ -9,7 +9,7 @@ import re
 import warnings
 from typing import Any
 
-from ur4rec.data.schema import brief
+from ur4rec.data.schema import LONE_SURROGATE, brief
 
 # A tag, or a tag cut off at the end of the string (`<span class="a-size-medium"` occurs in real titles).
 TAG = re.compile(r"<[^<>]*(?:>|$)")
@@ -17,10 +17,11 @@ SPACE = re.compile(r"\s+")
 
 
 def clean_text(value: Any) -> str:
-    """Entities unescaped (twice: real files double-escape `&amp;amp;`), tags removed, whitespace collapsed."""
+    """Entities unescaped (twice: real files double-escape `&amp;amp;`), tags removed, whitespace collapsed,
+    half surrogate pairs replaced by U+FFFD."""
     if value is None:
         return ""
-    text = html.unescape(html.unescape(str(value)))
+    text = LONE_SURROGATE.sub("\ufffd", html.unescape(html.unescape(str(value))))
     text = TAG.sub(" ", text)
     return SPACE.sub(" ", text).strip()
 
@@ -39,7 +40,7 @@ def clean_list(values: Any) -> list[str]:
 
 def id_text(value: Any) -> str:
     """An id field as text: strings and integers only (a list or object where an id belongs is no id)."""
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or LONE_SURROGATE.search(str(value)):
         return ""
     return clean_text(value)
 
