@@ -50,14 +50,20 @@ class RawFile:
     encoding: str = "utf-8"
     drop: str | None = None  # records: a key no line can do without
     values: tuple[tuple[Any, Any], ...] = ()  # (field index, column or key; a value the loader must refuse)
+    unique: bool = False  # a line repeating an earlier line's id is bad (a catalogue or profile table)
 
-    def line_breaks(self) -> list[str]:
-        """The ways `break_line` can break a line of this file."""
-        if self.layout == "parquet":
-            return ["value"]
-        kinds = ["garbage", "bytes", *(["drop", "extra"] if self.layout != "records" else [])]
+    def line_breaks(self, number: int) -> list[str]:
+        """The ways `break_lines` can break line (or row) `number` of this file."""
+        kinds = ["value"] if self.layout == "parquet" else ["garbage", "bytes"]
+        if self.layout in ("delimited", "csv"):
+            kinds += ["drop", "extra"]
         kinds += ["drop"] if self.drop else []
-        return kinds + (["value"] if self.values else [])
+        kinds += ["value"] if self.values and self.layout != "parquet" else []
+        return kinds + (["duplicate"] if self.unique and number > self.first else [])
+
+    @property
+    def first(self) -> int:
+        return 2 if self.layout == "csv" else 1  # a CSV header is no record
 
 
 @dataclass(frozen=True)
@@ -85,14 +91,16 @@ STEAM_GAMES = RawFile("steam_games.json.gz", "items", "records")
 VARIANTS = [
     Variant("ml-100k", "ml-100k", lambda r: write_ml100k(r, n_users=30, n_items=50, per_user=12), (
         RawFile("u.data", "interactions", "delimited", b"\t", "iso-8859-1", values=ML_RATINGS),
-        RawFile("u.item", "items", "delimited", b"|", "iso-8859-1", values=((0, b"-1"), (5, b"0,9"), (23, b"2"))),
-        RawFile("u.user", "users", "delimited", b"|", "iso-8859-1", values=((0, b"-1"), (1, b"abc"), (2, b"X"))),
+        RawFile("u.item", "items", "delimited", b"|", "iso-8859-1", values=((0, b"-1"), (5, b"0,9"), (23, b"2")),
+                unique=True),
+        RawFile("u.user", "users", "delimited", b"|", "iso-8859-1", values=((0, b"-1"), (1, b"abc"), (2, b"X")),
+                unique=True),
     )),
     Variant("ml-1m", "ml-1m", write_ml1m, (
         RawFile("ratings.dat", "interactions", "delimited", b"::", "iso-8859-1", values=ML_RATINGS),
-        RawFile("movies.dat", "items", "delimited", b"::", "iso-8859-1", values=((0, b"0"), (1, b""))),
+        RawFile("movies.dat", "items", "delimited", b"::", "iso-8859-1", values=((0, b"0"), (1, b"")), unique=True),
         RawFile("users.dat", "users", "delimited", b"::", "iso-8859-1",
-                values=((0, b"x"), (1, b"Q"), (2, b"99"), (3, b"77"))),
+                values=((0, b"x"), (1, b"Q"), (2, b"99"), (3, b"77")), unique=True),
     )),
     Variant("ml-1m-gz", "ml-1m", lambda r: write_ml1m(r, gzipped=True), (
         RawFile("ratings.dat.gz", "interactions", "delimited", b"::", "iso-8859-1", values=ML_RATINGS),
@@ -100,7 +108,8 @@ VARIANTS = [
     Variant("amazon", "amazon2018", write_amazon, (
         RawFile("Tiny_Things_5.json", "interactions", "records", drop="reviewerID", values=(
             ("overall", NAN), ("overall", 7.0), ("unixReviewTime", 10**11), ("unixReviewTime", 10**20),
-            ("unixReviewTime", -1), ("reviewerID", ["x"]), ("asin", ""), ("overall", "five"), ("reviewerID", "\ud83dA"))),
+            ("unixReviewTime", -1), ("reviewerID", ["x"]), ("asin", ""), ("overall", "five"),
+            ("reviewerID", "\ud83dA"))),
         RawFile("meta_Tiny_Things.json.gz", "items", "records", drop="asin", values=(("asin", ""), ("asin", {"a": 1}))),
     ), category="Tiny_Things"),
     Variant("amazon-gz", "amazon2018", _gzip_reviews, (
@@ -123,14 +132,14 @@ VARIANTS = [
         RawFile("interactions.csv", "interactions", "csv", values=(
             ("rating", "NaN"), ("rating", "-inf"), ("timestamp", "99999999999999"), ("timestamp", "soon"),
             ("user_id", ""), ("item_id", " "))),
-        RawFile("items.csv", "items", "csv", values=(("title", ""), ("item_id", ""))),
-        RawFile("users.csv", "users", "csv", values=(("user_id", ""),)),
+        RawFile("items.csv", "items", "csv", values=(("title", ""), ("item_id", "")), unique=True),
+        RawFile("users.csv", "users", "csv", values=(("user_id", ""),), unique=True),
     )),
     Variant("generic-parquet", "generic", lambda r: write_generic(r, parquet=True, users=True), (
         RawFile("interactions.parquet", "interactions", "parquet", values=(
             ("timestamp", 10**15), ("timestamp", -10), ("rating", NAN), ("user_id", None), ("item_id", "a\nb"))),
-        RawFile("items.parquet", "items", "parquet", values=(("title", None),)),
-        RawFile("users.parquet", "users", "parquet", values=(("user_id", None),)),
+        RawFile("items.parquet", "items", "parquet", values=(("title", None),), unique=True),
+        RawFile("users.parquet", "users", "parquet", values=(("user_id", None),), unique=True),
     )),
 ]
 CASES = {f"{v.name}/{f.name}": (v, f) for v in VARIANTS for f in v.files}
@@ -233,10 +242,12 @@ def break_lines(raw_file: RawFile, data: bytes, lines: list[int], rnd: random.Ra
     rows = text.split(b"\n")
     header = next(csv.reader([rows[0].decode()])) if raw_file.layout == "csv" else []
     for number in lines:
-        how = rnd.choice(raw_file.line_breaks())
+        how = rnd.choice(raw_file.line_breaks(number))
         value = rnd.choice(raw_file.values) if how == "value" else None
         line = rows[number - 1]
-        if raw_file.layout == "delimited":
+        if how == "duplicate":  # a copy of an earlier line: that line comes first, this one repeats it
+            rows[number - 1] = rows[rnd.randrange(raw_file.first, number) - 1]
+        elif raw_file.layout == "delimited":
             rows[number - 1] = mut.break_delimited(line, how, raw_file.sep, value)
         elif raw_file.layout == "csv":
             rows[number - 1] = mut.break_csv(line, how, header, value)
@@ -246,9 +257,13 @@ def break_lines(raw_file: RawFile, data: bytes, lines: list[int], rnd: random.Ra
 
 
 def break_rows(path: Path, rows: list[int], raw_file: RawFile, rnd: random.Random) -> None:
-    """Parquet: each of `rows` (1-based) given a value the loader must refuse."""
+    """Parquet: each of `rows` (1-based) given a value the loader must refuse, or made a copy of an earlier row."""
     frame = pl.read_parquet(path)
     for number in rows:
+        if rnd.choice(raw_file.line_breaks(number)) == "duplicate":
+            earlier = rnd.randrange(1, number)
+            frame = pl.concat([frame[: number - 1], frame[earlier - 1 : earlier], frame[number:]])
+            continue
         column, value = rnd.choice(raw_file.values)
         at = pl.int_range(pl.len()) == number - 1
         frame = frame.with_columns(pl.when(at).then(pl.lit(value, dtype=frame.schema[column]))
@@ -268,8 +283,8 @@ def test_bad_lines_are_named_or_skipped_and_counted(pristine, workdir, case, dat
     variant, raw_file = CASES[case]
     raw = copy_of(pristine, variant, workdir)
     path = raw / raw_file.name
-    first = 2 if raw_file.layout == "csv" else 1  # a CSV header is no record
-    lines = data.draw(st.sets(st.integers(first, n_records(raw_file, path)), min_size=1, max_size=3), label="lines")
+    lines = data.draw(st.sets(st.integers(raw_file.first, n_records(raw_file, path)), min_size=1, max_size=3),
+                      label="lines")
     if raw_file.layout == "parquet":
         break_rows(path, sorted(lines), raw_file, rnd)
     else:

@@ -181,6 +181,18 @@ def test_half_a_surrogate_pair_is_replaced_in_text_and_refused_in_an_id(tmp_path
     assert re.search(r"Tiny_Things_5\.json:3: (bad_id|malformed_line) ", message), message
 
 
+def test_a_repeated_item_or_user_id_names_the_repeating_row(tmp_path):
+    raw = write_generic(tmp_path / "raw", parquet=True)
+    items = pl.read_parquet(raw / "items.parquet")
+    pl.concat([items, items[2:3]]).write_parquet(raw / "items.parquet")  # sku-3 again, as row 51
+    assert "items.parquet:51: duplicate_item_id (the first line is kept)" in one_line_error(
+        raw, tmp_path / "out", "generic")
+    raw = write_ml1m(tmp_path / "ml")
+    with open(raw / "users.dat", "a", encoding="iso-8859-1") as fh:
+        fh.write("4::F::25::3::55555\n")
+    assert skipped(raw, tmp_path / "out", "ml-1m") == {"duplicate_user_id": 1}
+
+
 def test_a_corrupt_generic_parquet_is_named(tmp_path):
     raw = write_generic(tmp_path / "raw", parquet=True)
     path = raw / "items.parquet"

@@ -52,6 +52,11 @@ def positive_ids(frame: pl.DataFrame, path: Path, bad: BadLines, columns: tuple[
     return drop_where(frame, path, bad, "bad_id", failed, f"{', '.join(columns)} must be integers >= 1")
 
 
+def first_of_each(frame: pl.DataFrame, path: Path, bad: BadLines, column: str, reason: str) -> pl.DataFrame:
+    """The first row of each `column` value; every repeat is a bad line (`reason`), named by file and line."""
+    return drop_where(frame, path, bad, reason, pl.int_range(pl.len()).over(column) > 0, "the first line is kept")
+
+
 def _usable_id(column: str) -> pl.Expr:
     text = pl.col(column).cast(pl.String)
     return text.is_not_null() & (text.str.strip_chars() != "") & ~text.str.contains(CONTROL)

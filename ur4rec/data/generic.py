@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ur4rec.data.checks import drop_where, valid_interactions
+from ur4rec.data.checks import drop_where, first_of_each, valid_interactions
 from ur4rec.data.csvfile import read_csv
 from ur4rec.data.lines import LINE, cast_checked, source
 from ur4rec.data.schema import BadLines, DataFormatError, RawDataset, brief, empty_users
@@ -127,6 +127,7 @@ def load_items(path: Path, bad: BadLines) -> pl.DataFrame:
     no_title = frame.filter(pl.col("title").is_null() | (pl.col("title") == "") | pl.col("raw_id").is_null())
     bad.report_many("missing_title", (f"{path}:{n}" for n in no_title[LINE]), "items need an item_id and a title")
     frame = frame.filter(pl.col("title").is_not_null() & (pl.col("title") != "") & pl.col("raw_id").is_not_null())
+    frame = first_of_each(frame, path, bad, "raw_id", "duplicate_item_id")
     column = next((c for c in ("categories", "category") if c in frame.columns), None)
     categories = _categories(frame[column]) if column else pl.Series([[]] * frame.height, dtype=pl.List(pl.String))
     extra = [c for c in frame.columns if c not in {"item_id", "raw_id", "title", LINE, column}]
@@ -149,8 +150,7 @@ def load_users(path: Path, bad: BadLines) -> pl.DataFrame:
     frame = read_table(path, ("user_id",), bad).with_columns(pl.col("user_id").cast(pl.String).str.strip_chars())
     frame = drop_where(frame, path, bad, "bad_id", pl.col("user_id").is_null() | (pl.col("user_id") == ""),
                        "users need a user_id")
-    frame = drop_where(frame, path, bad, "duplicate_user_id", pl.int_range(pl.len()).over("user_id") > 0,
-                       "the first row of a user is kept")
+    frame = first_of_each(frame, path, bad, "user_id", "duplicate_user_id")
     return frame.select(
         pl.col("user_id").alias("raw_id"),
         *[(pl.col(c).cast(pl.String) if c in frame.columns else pl.lit(None, pl.String)).alias(c) for c in PROFILE],

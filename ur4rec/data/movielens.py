@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ur4rec.data.checks import drop_where, positive_ids, valid_interactions
+from ur4rec.data.checks import drop_where, first_of_each, positive_ids, valid_interactions
 from ur4rec.data.lines import LINE, cast_checked, read_lines, source, split_fields
 from ur4rec.data.schema import BadLines, RawDataset, attributes_json
 
@@ -50,7 +50,7 @@ def _interactions(path: Path, sep: str, bad: BadLines) -> pl.DataFrame:
 
 def _items(fields: pl.DataFrame, path: Path, bad: BadLines, genres: pl.Expr, extra: dict[str, pl.Expr]) -> pl.DataFrame:
     fields = cast_checked(fields, path, {"item": pl.Int64}, bad, required=("title",))
-    fields = positive_ids(fields, path, bad, ("item",))
+    fields = first_of_each(positive_ids(fields, path, bad, ("item",)), path, bad, "item", "duplicate_item_id")
     frame = fields.select(
         pl.col("item").cast(pl.String).alias("raw_id"),
         pl.col("title").str.strip_chars(),
@@ -71,9 +71,7 @@ def _users(fields: pl.DataFrame, path: Path, bad: BadLines, valid: pl.Expr, deta
     fields = drop_where(fields, path, bad, "bad_id", pl.col("raw_id").cast(pl.Int64, strict=False) < 1,
                         "user ids must be integers >= 1")
     fields = drop_where(fields, path, bad, "unparseable_value", ~valid, detail)
-    fields = drop_where(fields, path, bad, "duplicate_user_id", pl.int_range(pl.len()).over("raw_id") > 0,
-                        "the first line of a user is kept")
-    return bad.require_rows(fields, path, "users")
+    return bad.require_rows(first_of_each(fields, path, bad, "raw_id", "duplicate_user_id"), path, "users")
 
 
 def load_ml100k(raw_dir: Path, bad: BadLines) -> RawDataset:
