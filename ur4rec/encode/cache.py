@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from ur4rec.encode.shards import ShardError, ShardReader, chunk_bounds, rows_per_shard, write_shard
+from ur4rec.encode.shards import ShardError, ShardReader, brief, chunk_bounds, rows_per_shard, write_shard
 from ur4rec.io import write_parquet
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class EmbeddingCache:
             try:
                 keys = _read_keys(path)
             except (OSError, ValueError, pa.ArrowException) as exc:  # ValueError: also text that is not UTF-8
-                self._set_aside(path.stem, f"{path}: unreadable keys ({_brief(exc)})")
+                self._set_aside(path.stem, f"{path}: unreadable keys ({brief(exc)})")
                 continue
             self._sizes[shard] = len(keys)
             for row, key in enumerate(keys):
@@ -136,7 +136,3 @@ def _read_keys(path: Path) -> list[bytes]:
     if table.column_names != ["key"] or table.schema.field("key").type != KEY or table.column("key").null_count:
         raise ValueError(f"expected one column of 32-byte keys, got {[f'{f.name}: {f.type}' for f in table.schema]}")
     return table.column("key").to_pylist()
-
-
-def _brief(exc: BaseException) -> str:
-    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)

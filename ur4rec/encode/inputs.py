@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from ur4rec.encode.config import GENERATION_STATUSES, EncoderConfig
 from ur4rec.encode.policy import Generations, classify
+from ur4rec.encode.shards import brief
 from ur4rec.encode.texts import item_texts, user_texts
 from ur4rec.errors import UserError
 from ur4rec.paths import DatasetPaths
@@ -100,7 +101,7 @@ def _read(path: Path, columns: list[str], rerun: str) -> dict[str, Any]:
         schema = pq.read_schema(path)
         names = schema.names
     except (OSError, ValueError, pa.ArrowException) as exc:  # ValueError: also a damaged name that is not UTF-8
-        raise EncodeInputError(f"{path}: not a readable Parquet file ({_brief(exc)}; {rerun})") from exc
+        raise EncodeInputError(f"{path}: not a readable Parquet file ({brief(exc)}; {rerun})") from exc
     absent = [c for c in columns if c not in names]
     if absent:
         raise EncodeInputError(f"{path}: missing column(s) {absent}, an older layout? ({rerun})")
@@ -114,13 +115,9 @@ def _read(path: Path, columns: list[str], rerun: str) -> dict[str, Any]:
         table = pq.read_table(path, columns=columns, page_checksum_verification=True)
         out: dict[str, Any] = {c: table.column(c).to_pylist() for c in columns}
     except (OSError, ValueError, pa.ArrowException) as exc:
-        raise EncodeInputError(f"{path}: not a readable Parquet file ({_brief(exc)}; {rerun})") from exc
+        raise EncodeInputError(f"{path}: not a readable Parquet file ({brief(exc)}; {rerun})") from exc
     out["__path__"] = path
     return out
-
-
-def _brief(exc: BaseException) -> str:
-    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
 
 def _unique_ids(table: dict[str, Any], column: str) -> list[int]:

@@ -112,7 +112,7 @@ def open_checked(path: Path):
         shape = handle.get_slice(TENSOR).get_shape() if TENSOR in handle.keys() else None
         recorded = (handle.metadata() or {}).get(DIGEST)
     except (SafetensorError, OSError, ValueError) as exc:
-        raise ShardError(f"{path}: not a readable safetensors shard ({_brief(exc)})") from exc
+        raise ShardError(f"{path}: not a readable safetensors shard ({brief(exc)})") from exc
     if shape is None or len(shape) != 2:
         raise ShardError(f"{path}: holds no 2-D {TENSOR!r} tensor")
     if recorded is not None and recorded != _file_digest(path):
@@ -120,5 +120,6 @@ def open_checked(path: Path):
     return handle
 
 
-def _brief(exc: BaseException) -> str:
+def brief(exc: BaseException) -> str:
+    """The first line of a reader's complaint (pyarrow and safetensors add details below it), for one-line errors."""
     return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from ur4rec.encode.shards import ShardError, ShardReader, chunk_bounds, rows_per_shard, write_shard
+from ur4rec.encode.shards import ShardError, ShardReader, brief, chunk_bounds, rows_per_shard, write_shard
 from ur4rec.errors import UserError
 from ur4rec.io import atomic_dir, write_json, write_parquet
 
@@ -223,7 +223,7 @@ def _read_meta(path: Path, rerun: str) -> dict[str, Any]:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or not JSON
-        raise StoreError(f"{path}: unreadable ({_brief(exc)}); {rerun}") from exc
+        raise StoreError(f"{path}: unreadable ({brief(exc)}); {rerun}") from exc
     if not isinstance(meta, dict):
         raise StoreError(f"{path}: not a JSON object; {rerun}")
     if meta.get("format") != FORMAT_VERSION:
@@ -261,19 +261,15 @@ def _read_index(path: Path, rerun: str) -> pa.Table:
         table = pq.read_table(path, page_checksum_verification=True)
         names = table.column_names
     except (OSError, ValueError, pa.ArrowException) as exc:  # ValueError: also a damaged name that is not UTF-8
-        raise StoreError(f"{path}: unreadable ({_brief(exc)}); {rerun}") from exc
+        raise StoreError(f"{path}: unreadable ({brief(exc)}); {rerun}") from exc
     missing = [c for c in INDEX_TYPES if c not in names]
     if missing:
         raise StoreError(f"{path}: missing column(s) {missing}; {rerun}")
     try:
         table = table.select(list(INDEX_TYPES)).cast(pa.schema(INDEX_TYPES))
     except (ValueError, pa.ArrowException) as exc:
-        raise StoreError(f"{path}: columns of other types ({_brief(exc)}); {rerun}") from exc
+        raise StoreError(f"{path}: columns of other types ({brief(exc)}); {rerun}") from exc
     nulls = [c for c in INDEX_TYPES if table.column(c).null_count]
     if nulls:
         raise StoreError(f"{path}: null values in column(s) {nulls}; {rerun}")
     return table
-
-
-def _brief(exc: BaseException) -> str:
-    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
