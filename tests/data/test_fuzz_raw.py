@@ -16,7 +16,6 @@ import math
 import os
 import random
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -34,7 +33,7 @@ from ur4rec.data.prepare import prepare_dataset
 from ur4rec.errors import UserError
 
 EXAMPLES = int(os.environ.get("UR4REC_FUZZ_EXAMPLES", "5"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, print_blob=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 NAN = float("nan")
 
@@ -198,14 +197,14 @@ class Damaged:
         return prepare(self.variant, self.raw, policy, self.raw.parent / f"out-{policy}")
 
 
-@pytest.fixture
-def workdir():
-    with tempfile.TemporaryDirectory(prefix="fuzz-") as tmp:
-        yield Path(tmp)
-
-
 def copy_of(pristine, variant: Variant, workdir: Path) -> Path:
-    target = Path(tempfile.mkdtemp(dir=workdir)) / "raw"
+    """A fresh copy of a variant's files; the previous example's copy and outputs are removed first."""
+    for old in workdir.iterdir():
+        if old.is_dir():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
+    target = workdir / "raw"
     shutil.copytree(pristine[variant.name][0], target)
     return target
 
@@ -215,9 +214,9 @@ def copy_of(pristine, variant: Variant, workdir: Path) -> Path:
 
 @FUZZ
 @given(case=st.sampled_from(sorted(CASES)), data=st.data(), rnd=st.randoms(use_true_random=False))
-def test_any_damage_ends_in_a_result_or_a_one_line_error(pristine, workdir, case, data, rnd):
+def test_any_damage_ends_in_a_result_or_a_one_line_error(pristine, tmp_path, case, data, rnd):
     variant, raw_file = CASES[case]
-    raw = copy_of(pristine, variant, workdir)
+    raw = copy_of(pristine, variant, tmp_path)
     path = raw / raw_file.name
     payload = path.read_bytes()
     if raw_file.name.endswith(".gz") and data.draw(st.booleans(), label="cut the gzip stream"):
@@ -279,9 +278,9 @@ def n_records(raw_file: RawFile, path: Path) -> int:
 
 @FUZZ
 @given(case=st.sampled_from(sorted(CASES)), data=st.data(), rnd=st.randoms(use_true_random=False))
-def test_bad_lines_are_named_or_skipped_and_counted(pristine, workdir, case, data, rnd):
+def test_bad_lines_are_named_or_skipped_and_counted(pristine, tmp_path, case, data, rnd):
     variant, raw_file = CASES[case]
-    raw = copy_of(pristine, variant, workdir)
+    raw = copy_of(pristine, variant, tmp_path)
     path = raw / raw_file.name
     lines = data.draw(st.sets(st.integers(raw_file.first, n_records(raw_file, path)), min_size=1, max_size=3),
                       label="lines")
@@ -307,8 +306,8 @@ def test_bad_lines_are_named_or_skipped_and_counted(pristine, workdir, case, dat
 
 
 @pytest.mark.parametrize("variant", [v for v in VARIANTS if v.files[0].layout != "parquet"], ids=lambda v: v.name)
-def test_blank_lines_and_line_ends_change_nothing(pristine, workdir, variant):
-    raw = copy_of(pristine, variant, workdir)
+def test_blank_lines_and_line_ends_change_nothing(pristine, tmp_path, variant):
+    raw = copy_of(pristine, variant, tmp_path)
     rnd = random.Random(0)
     for raw_file in variant.files:
         path = raw / raw_file.name

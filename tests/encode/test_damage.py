@@ -30,7 +30,7 @@ from ur4rec.errors import UserError
 from ur4rec.paths import DatasetPaths
 
 EXAMPLES = int(os.environ.get("UR4REC_FUZZ_EXAMPLES", "15"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, print_blob=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 DIM = 8
 FIVE_ROWS_MB = 5 * DIM * 4 / 2**20

@@ -36,7 +36,7 @@ def rows(shard) -> dict[str, dict]:
     return {r["key"]: r for r in pq.read_table(shard).to_pylist()}
 
 
-@settings(max_examples=EXAMPLES, deadline=None, database=None,
+@settings(max_examples=EXAMPLES, deadline=None, print_blob=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(damage=st.sampled_from(mut.BINARY), rnd=st.randoms(use_true_random=False))
 def test_a_damaged_shard_is_read_whole_or_set_aside(tmp_path_factory, damage, rnd):
