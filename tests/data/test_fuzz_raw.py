@@ -8,7 +8,6 @@ Raise `UR4REC_FUZZ_EXAMPLES` to search harder than the quick default.
 
 from __future__ import annotations
 
-import copy
 import csv
 import gzip
 import json
@@ -25,11 +24,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.data.helpers import fixture_params
+from tests.data.helpers import prepare_fixture
 from tests.fixtures import mutations as mut
 from tests.fixtures.raw import write_ml100k
 from tests.fixtures.raw_formats import write_amazon, write_generic, write_ml1m, write_steam
-from ur4rec.data.prepare import prepare_dataset
 from ur4rec.errors import UserError
 
 EXAMPLES = int(os.environ.get("UR4REC_FUZZ_EXAMPLES", "5"))
@@ -163,18 +161,12 @@ def pristine(tmp_path_factory) -> dict[str, tuple[Path, dict]]:
     return out
 
 
-_PARAMS: dict[tuple[str, str], dict] = {}
-
-
 def prepare(variant: Variant, raw: Path, policy: str, out: Path) -> dict | UserError:
     """Stats of a prepared dataset, or the UserError it ended in, checked against the contract: one line,
     naming a file of the dataset (or the dataset, for what no single file causes). Any other exception
     propagates and fails the test."""
-    key = (variant.name, policy)
-    if key not in _PARAMS:
-        _PARAMS[key] = fixture_params(variant.fmt, f"prepare.on_bad_line={policy}", category=variant.category)
     try:
-        prepare_dataset(copy.deepcopy(_PARAMS[key]), "fx", raw_dir=raw, out=out)
+        prepare_fixture(raw, out, variant.fmt, f"prepare.on_bad_line={policy}", category=variant.category)
         return json.loads((out / "stats.json").read_text())  # what a user reads, skip counts included
     except UserError as exc:
         message = str(exc)
