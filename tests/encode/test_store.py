@@ -97,8 +97,8 @@ def test_verify_catches_an_index_that_lost_a_row(tmp_path, two_kinds):
 def test_missing_shard_is_a_clear_error(tmp_path, two_kinds):
     write_store(tmp_path / "emb", two_kinds, {}, shard_mb=TINY_SHARD_MB)
     (tmp_path / "emb" / "user_pref-00000.safetensors").unlink()
-    with pytest.raises(FileNotFoundError, match="user_pref-00000"):
-        EmbeddingStore(tmp_path / "emb").get("user_pref", [1])
+    with pytest.raises(StoreError, match=r"user_pref-00000\.safetensors: shard missing; rerun `ur4rec encode"):
+        EmbeddingStore(tmp_path / "emb")
 
 
 def test_read_errors_name_the_kind_and_id(tmp_path, two_kinds):
@@ -110,7 +110,7 @@ def test_read_errors_name_the_kind_and_id(tmp_path, two_kinds):
         store.get("item_know", [1])
     with pytest.raises(StoreError, match="id 12, which does not fit a table of size 10"):
         store.table("item_text", size=10)
-    with pytest.raises(FileNotFoundError, match="meta.json"):
+    with pytest.raises(StoreError, match="meta.json: missing"):
         EmbeddingStore(tmp_path / "nowhere")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
-from ur4rec.llm.cache import CacheError, LLMCache, cache_key
+from ur4rec.llm.cache import CacheError, LLMCache, cache_key, read_shard
 
 
 def rec(key: str, text: str = "t", status: str = "ok", model: str = "m") -> dict:
@@ -71,7 +71,18 @@ def test_lookup_log_is_beside_not_inside_the_cache(tmp_path):
     assert [r["hits"] for r in cache.lookups()] == [4, 5]
 
 
-def test_corrupt_shard_error_names_the_file(tmp_path):
-    (tmp_path / "20200101T000000-1-deadbeef.parquet").write_bytes(b"not parquet")
-    with pytest.raises(CacheError, match="20200101T000000-1-deadbeef.parquet.*delete it"):
-        LLMCache(tmp_path).entries
+def test_a_shard_that_is_not_parquet_is_set_aside_with_a_warning(tmp_path, caplog):
+    cache = LLMCache(tmp_path / "llm")
+    cache.append([rec("kept")])
+    (tmp_path / "llm" / "20200101T000000-1-deadbeef.parquet").write_bytes(b"not parquet")
+    fresh = LLMCache(tmp_path / "llm")
+    assert set(fresh.entries) == {"kept"}
+    assert "20200101T000000-1-deadbeef.parquet is unreadable" in caplog.text and "generated again" in caplog.text
+    assert [p.name for p in fresh.quarantine.iterdir()] == ["20200101T000000-1-deadbeef.parquet"]
+    assert fresh.stats().shards == 1
+
+
+def test_read_shard_names_what_is_wrong(tmp_path):
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(CacheError, match=r"bad\.parquet is unreadable \("):
+        read_shard(tmp_path / "bad.parquet")

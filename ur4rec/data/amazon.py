@@ -17,13 +17,15 @@ from typing import Any
 
 import polars as pl
 
+from ur4rec.data.checks import valid_interactions
 from ur4rec.data.lines import LINE, iter_records, read_bytes, read_lines, source
 from ur4rec.data.schema import BadLines, RawDataset, attributes_json, empty_users
-from ur4rec.data.text import clean_list, clean_text, parse_record
+from ur4rec.data.text import clean_list, clean_text, id_text, parse_record
 
 REVIEW_FIELDS = {"reviewerID": pl.String, "asin": pl.String, "overall": pl.Float64, "unixReviewTime": pl.Int64}
 META_ATTRIBUTES = ("brand", "main_cat", "price", "date", "description")
 DESCRIPTION_CHARS = 300  # enough for a prompt; full descriptions run to pages
+RATINGS = (1.0, 5.0)  # stars
 
 
 def review_names(category: str) -> tuple[str, ...]:
@@ -51,19 +53,22 @@ def load_reviews(path: Path, bad: BadLines) -> pl.DataFrame:
         frame = pl.read_ndjson(io.BytesIO(read_bytes(path)), schema=REVIEW_FIELDS).with_row_index(LINE, offset=1)
         if frame.height != _count_records(path):
             raise pl.exceptions.ComputeError("blank lines shift line numbers")
+        if frame.select(pl.any_horizontal(pl.col("reviewerID", "asin").str.contains(r"^[\[{]")).any()).item():
+            raise pl.exceptions.ComputeError("polars writes a list or object where an id belongs as its JSON text")
         frame = frame.with_columns(pl.col(LINE).cast(pl.Int64))
-    except pl.exceptions.PolarsError:
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException):
         frame = _reviews_line_by_line(path, bad)
     missing = frame.filter(pl.any_horizontal(pl.col(c).is_null() for c in REVIEW_FIELDS))
     bad.report_many("missing_field", (f"{path}:{n}" for n in missing[LINE]), f"reviews need {list(REVIEW_FIELDS)}")
     frame = frame.filter(pl.all_horizontal(pl.col(c).is_not_null() for c in REVIEW_FIELDS))
-    return frame.select(
+    frame = frame.select(
         pl.col("reviewerID").alias("user"),
         pl.col("asin").alias("item"),
         pl.col("unixReviewTime").alias("timestamp"),
         pl.col("overall").alias("rating"),
         *source(path),
     )
+    return valid_interactions(frame, path, bad, RATINGS)
 
 
 def _count_records(path: Path) -> int:
@@ -76,7 +81,7 @@ def _reviews_line_by_line(path: Path, bad: BadLines) -> pl.DataFrame:
         try:
             record = parse_record(text)
             values = {k: _typed(record.get(k), t) for k, t in REVIEW_FIELDS.items()}
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             bad.report("malformed_line", f"{path}:{number}", str(exc))
             continue
         rows[LINE].append(number)
@@ -86,12 +91,21 @@ def _reviews_line_by_line(path: Path, bad: BadLines) -> pl.DataFrame:
 
 
 def _typed(value: Any, dtype: pl.DataType) -> Any:
+    """A field as `dtype`, or None when absent; ValueError/TypeError/OverflowError when it cannot be one."""
     if value is None:
         return None
     if dtype == pl.String:
-        return str(value)
+        text = id_text(value)
+        if not text:
+            raise ValueError(f"an id must be non-blank text, got {value!r:.40}")
+        return text
+    if isinstance(value, (bool, list, dict)):
+        raise TypeError(f"expected a number, got {value!r:.40}")
     if dtype == pl.Int64:
-        return int(value)
+        number = int(value)
+        if not -(2**63) <= number < 2**63:
+            raise OverflowError(f"{number} does not fit 64 bits")
+        return number
     return float(value)
 
 
@@ -100,7 +114,7 @@ def load_meta(path: Path, bad: BadLines) -> tuple[pl.DataFrame, dict[str, int]]:
     merged: dict[str, dict[str, Any]] = {}
     notes: Counter = Counter()
     for number, record in iter_records(path, bad):
-        asin = clean_text(record.get("asin"))
+        asin = id_text(record.get("asin"))
         if not asin:
             bad.report("missing_field", f"{path}:{number}", "metadata needs an asin")
             continue
@@ -112,8 +126,9 @@ def load_meta(path: Path, bad: BadLines) -> tuple[pl.DataFrame, dict[str, int]]:
         else:
             merged[asin] = row
     rows = [_item(asin, row, notes) for asin, row in merged.items()]
-    return pl.DataFrame(rows, schema={"raw_id": pl.String, "title": pl.String, "categories": pl.List(pl.String),
-                                      "attributes": pl.String}), dict(notes)
+    items = pl.DataFrame(rows, schema={"raw_id": pl.String, "title": pl.String, "categories": pl.List(pl.String),
+                                       "attributes": pl.String})
+    return bad.require_rows(items, path, "items"), dict(notes)
 
 
 def _meta_row(record: dict[str, Any]) -> dict[str, Any]:

@@ -45,12 +45,13 @@ def fetch_dataset(name: str, dataset: DatasetConfig, fetch: FetchConfig, dest: P
     if unpinned and not fetch.allow_unpinned:
         raise FetchError(
             offline_message(name, dataset, fetch, specs, f"no pinned sha256 for {unpinned}")
-            + "\nTo download without checksum verification anyway, set -S fetch.allow_unpinned=true."
+            + " To download without checksum verification anyway, set -S fetch.allow_unpinned=true."
         )
     try:
         download_all(sources, dest)
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        raise FetchError(offline_message(name, dataset, fetch, specs, f"download failed: {exc}")) from exc
+        why = f"download failed: {' '.join(str(exc).split())}"
+        raise FetchError(offline_message(name, dataset, fetch, specs, why)) from exc
     print(f"{name}: downloaded {_listing(dest)}")
     return dest
 
@@ -100,15 +101,15 @@ def extract(archive: Path, members: dict[str, str], dest: Path) -> None:
 
 
 def offline_message(name: str, dataset: DatasetConfig, fetch: FetchConfig, specs: list[FileSpec], why: str) -> str:
-    """The one error a user sees when raw files are nowhere: what is expected, and where to put it."""
-    wanted = "\n".join(f"  - {spec.describe()}" for spec in specs)
+    """The one error a user sees when raw files are nowhere: what is expected, and where to put it (one line)."""
+    wanted = "; ".join(spec.describe() for spec in specs)
     places = " or ".join(f"{Path(m) / dataset.raw_name}/" for m in fetch.mirrors)
     where = f"{places} (or add a folder to fetch.mirrors)" if places else (
         f"<mirror>/{dataset.raw_name}/ for a folder <mirror> you add to fetch.mirrors"
     )
     return (
-        f"dataset {name!r} (format {dataset.format}): raw files not found locally and not downloaded ({why}).\n"
-        f"Expected files:\n{wanted}\nPut them in {where}, then rerun."
+        f"dataset {name!r} (format {dataset.format}): raw files not found locally and not downloaded ({why}). "
+        f"Expected files: {wanted}. Put them in {where}, then rerun."
     )
 
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import codecs
 import gzip
+import zlib
 from pathlib import Path
 
 import polars as pl
 
-from ur4rec.data.schema import BadLines
+from ur4rec.data.schema import BadLines, DataFormatError, brief
 from ur4rec.data.text import parse_record
 
 LINE = "line"
+# A UTF-16/32 text has a NUL beside every ASCII byte: line by line it would be one bad line after another.
+WIDE_BOMS = {codecs.BOM_UTF32_LE: "UTF-32", codecs.BOM_UTF32_BE: "UTF-32", codecs.BOM_UTF16_LE: "UTF-16",
+             codecs.BOM_UTF16_BE: "UTF-16"}
 
 
 def source(path: Path) -> list[pl.Expr]:
@@ -19,13 +24,25 @@ def source(path: Path) -> list[pl.Expr]:
 
 
 def read_bytes(path: Path) -> bytes:
-    """The file's bytes, transparently gunzipped when the name ends in `.gz`."""
+    """The file's bytes, transparently gunzipped when the name ends in `.gz`, without a UTF-8 byte-order mark.
+
+    A gzip stream cut short or corrupt, or a UTF-16/32 text, is a defect of the whole file, whatever the
+    bad-line policy: no line of it can be trusted or counted.
+    """
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as fh:
-            return fh.read()
-    except (OSError, EOFError) as exc:  # a truncated or corrupt gzip stream
-        raise OSError(f"{path}: cannot read: {exc}") from exc
+            data = fh.read()
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise DataFormatError(
+            f"{path}: not a whole gzip stream ({brief(exc)}); the file is cut short or corrupt, fetch it again"
+        ) from exc
+    except OSError as exc:
+        raise DataFormatError(f"{path}: cannot read ({exc.strerror or brief(exc)})") from exc
+    for bom, name in WIDE_BOMS.items():
+        if data.startswith(bom):
+            raise DataFormatError(f"{path}: {name} text; save it as UTF-8 (or the format's own encoding) and rerun")
+    return data.removeprefix(codecs.BOM_UTF8)
 
 
 def read_lines(path: Path, bad: BadLines, encoding: str = "utf-8") -> pl.DataFrame:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ur4rec.config import ParamsError
 from ur4rec.data import amazon, generic, movielens, steam
 from ur4rec.data.config import DatasetConfig
 from ur4rec.data.schema import BadLines, RawDataset
@@ -57,7 +58,9 @@ def _zip(name: str, sha256: str, files: list[str]) -> list[Source]:
 
 def _amazon_category(cfg: DatasetConfig) -> str:
     if not cfg.category:
-        raise ValueError(f"format amazon2018 needs dataset.<name>.category (e.g. Books) for raw folder {cfg.raw_name!r}")
+        raise ParamsError(
+            f"format amazon2018 needs dataset.<name>.category (e.g. Books) for raw folder {cfg.raw_name!r}"
+        )
     return cfg.category
 
 
@@ -119,7 +122,7 @@ FORMATS = {
 def raw_format(name: str) -> RawFormat:
     """The format named by `dataset.<name>.format`; unknown names list the known ones."""
     if name not in FORMATS:
-        raise ValueError(f"unknown raw format {name!r}; known formats: {sorted(FORMATS)}")
+        raise ParamsError(f"unknown raw format {name!r}; known formats: {sorted(FORMATS)}")
     return FORMATS[name]
 
 

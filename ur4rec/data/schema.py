@@ -6,6 +6,7 @@ Loaders keep raw ids as strings; dense ids are assigned later, after filtering, 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,20 @@ class CatalogueTooSmall(UserError, ValueError):
     """Not enough distinct never-seen items to draw a user's negatives."""
 
 
+# Half of a UTF-16 pair (`\ud83d` alone, as scraped JSON has it) is no character: UTF-8, Parquet and polars
+# cannot hold it. In free text it becomes U+FFFD; an id holding one is no id.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+BRIEF_CHARS = 200  # parsers quote the offending input, which can be a whole record
+
+
+def brief(exc: BaseException) -> str:
+    """The first line of an exception's message, shortened: what a one-line error may quote of a parser's
+    complaint (polars, pyarrow and csv add hints on further lines, some naming options that are not ours)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= BRIEF_CHARS else text[: BRIEF_CHARS - 3] + "..."
+
+
 def where(path: Path | str, line: int | None = None) -> str:
     return f"{path}:{line}" if line is not None else str(path)
 
@@ -56,6 +71,7 @@ class BadLines:
 
     def report(self, reason: str, location: str, detail: str = "", count: int = 1) -> None:
         """One bad record (or `count` of the same kind); `location` is `file:line`."""
+        detail = " ".join(detail.split())  # one line, whatever a parser put in it
         message = f"{location}: {reason}" + (f" ({detail})" if detail else "")
         if self.policy == "error":
             raise DataFormatError(message + "; fix the file or set prepare.on_bad_line=skip to count and skip it")
@@ -69,6 +85,14 @@ class BadLines:
             return
         more = f"; {len(locations) - 1} more like it" if len(locations) > 1 else ""
         self.report(reason, locations[0], detail + more if detail or more else "", count=len(locations))
+
+    def require_rows(self, frame: pl.DataFrame, path: Path, what: str) -> pl.DataFrame:
+        """`frame` unchanged, or an error naming `path` when nothing usable is left in it: an empty file, or
+        one whose every line was bad (skipped lines leave nothing to prepare, and naming the file says where)."""
+        if frame.height:
+            return frame
+        skipped = f"; lines skipped so far: {dict(sorted(self.counts.items()))}" if self.counts else ""
+        raise DataFormatError(f"{path}: no usable {what} in the file{skipped}; check it, or fetch it again")
 
 
 @dataclass
@@ -108,4 +132,4 @@ def empty_users() -> pl.DataFrame:
 def attributes_json(values: dict[str, Any]) -> str:
     """Extra item fields as a compact JSON object, empty values dropped, keys sorted (stable bytes)."""
     kept = {k: v for k, v in values.items() if v not in (None, "", [], {})}
-    return json.dumps(kept, ensure_ascii=False, sort_keys=True, default=str)
+    return LONE_SURROGATE.sub("\ufffd", json.dumps(kept, ensure_ascii=False, sort_keys=True, default=str))

@@ -20,12 +20,16 @@ from typing import Any
 
 import polars as pl
 
+from ur4rec.data.checks import valid_interactions
+from ur4rec.data.csvfile import read_csv
 from ur4rec.data.lines import LINE, cast_checked, iter_records, read_lines, source
 from ur4rec.data.schema import BadLines, RawDataset, attributes_json, empty_users
-from ur4rec.data.text import clean_list, clean_text, parse_record
+from ur4rec.data.text import clean_list, clean_text, id_text, parse_record
 
 GAMES_NAMES = ("steam_games.json.gz", "steam_games.json")
 REVIEW_NAMES = ("steam_reviews.json.gz", "australian_user_reviews.json.gz", "australian_user_reviews_derived.csv")
+CSV_COLUMNS = ("User_Id", "Item_Id", "Recommend", "Date")
+RATINGS = (0.0, 1.0)  # not recommended, recommended
 GAME_ATTRIBUTES = ("developer", "publisher", "release_date", "price", "tags", "specs")
 YEAR_WITHOUT = 2016
 POSTED = re.compile(r"Posted\s+([A-Za-z]+)\s+(\d{1,2})(?:,\s*(\d{4}))?", re.IGNORECASE)
@@ -47,7 +51,7 @@ def load_games(path: Path, bad: BadLines) -> tuple[pl.DataFrame, Counter]:
     rows: dict[str, dict[str, Any]] = {}
     notes: Counter = Counter()
     for number, record in iter_records(path, bad):
-        game_id = clean_text(record.get("id"))
+        game_id = id_text(record.get("id"))
         if not game_id:
             notes["games_without_id"] += 1
         elif game_id in rows:
@@ -55,7 +59,7 @@ def load_games(path: Path, bad: BadLines) -> tuple[pl.DataFrame, Counter]:
         else:
             rows[game_id] = _game(game_id, record, notes)
     schema = {"raw_id": pl.String, "title": pl.String, "categories": pl.List(pl.String), "attributes": pl.String}
-    return pl.DataFrame(list(rows.values()), schema=schema), notes
+    return bad.require_rows(pl.DataFrame(list(rows.values()), schema=schema), path, "games"), notes
 
 
 def _game(game_id: str, record: dict[str, Any], notes: Counter) -> dict[str, Any]:
@@ -71,13 +75,8 @@ def _game(game_id: str, record: dict[str, Any], notes: Counter) -> dict[str, Any
 
 def load_reviews_csv(path: Path, bad: BadLines) -> pl.DataFrame:
     """The derived CSV; `Recommend` is True/False, `Date` YYYY-MM-DD."""
-    frame = pl.read_csv(path, infer_schema=False, encoding="utf8").with_row_index(LINE, offset=2)
-    missing = {"User_Id", "Item_Id", "Recommend", "Date"} - set(frame.columns)
-    if missing:
-        bad.report("missing_column", f"{path}:1", f"header lacks {sorted(missing)}")
-        return pl.DataFrame(schema={"user": pl.String})
+    frame = read_csv(path, bad, CSV_COLUMNS)
     frame = frame.with_columns(
-        pl.col(LINE).cast(pl.Int64),
         pl.col("Recommend").str.strip_chars().str.to_lowercase().replace_strict(
             {"true": "1", "false": "0"}, default=None
         ).alias("rating"),
@@ -87,13 +86,14 @@ def load_reviews_csv(path: Path, bad: BadLines) -> pl.DataFrame:
     bad.report_many("unparseable_value", (f"{path}:{n}" for n in bad_date[LINE]), "Date must be YYYY-MM-DD")
     frame = frame.filter(pl.col("date").is_not_null())
     frame = cast_checked(frame, path, {"rating": pl.Float64}, bad, required=("User_Id", "Item_Id", "rating"))
-    return frame.select(
+    frame = frame.select(
         pl.col("User_Id").str.strip_chars().alias("user"),
         pl.col("Item_Id").str.strip_chars().alias("item"),
         (pl.col("date").cast(pl.Datetime("ms", "UTC")).dt.epoch("s")).alias("timestamp"),
         "rating",
         *source(path),
     )
+    return valid_interactions(frame, path, bad, RATINGS)
 
 
 def load_reviews_dicts(path: Path, bad: BadLines, notes: Counter) -> pl.DataFrame:
@@ -112,27 +112,35 @@ def load_reviews_dicts(path: Path, bad: BadLines, notes: Counter) -> pl.DataFram
     frame = pl.DataFrame(
         rows, schema={"user": pl.String, "item": pl.String, "timestamp": pl.Int64, "rating": pl.Float64, LINE: pl.Int64}
     )
-    return frame.with_columns(pl.lit(str(path)).alias("file"))
+    return valid_interactions(frame.with_columns(pl.lit(str(path)).alias("file")), path, bad, RATINGS)
 
 
 def _reviews(record: dict[str, Any], notes: Counter):
-    """(user, item, timestamp, rating) tuples of one line; KeyError/ValueError name what is wrong."""
+    """(user, item, timestamp, rating) tuples of one line; a ValueError names what is wrong."""
     if "reviews" in record:  # australian_user_reviews: one user, many reviews
         user = _required(record, "user_id")
-        for review in record["reviews"] or []:
+        reviews = record["reviews"] or []
+        if not isinstance(reviews, list) or not all(isinstance(r, dict) for r in reviews):
+            raise ValueError("'reviews' must be a list of objects")
+        for review in reviews:
             timestamp = _posted(_required(review, "posted"), notes)
-            recommend = review.get("recommend")
-            yield user, _required(review, "item_id"), timestamp, None if recommend is None else float(bool(recommend))
+            yield user, _required(review, "item_id"), timestamp, _recommend(review.get("recommend"))
     else:  # steam_reviews: one review
-        user = clean_text(record.get("username")) or _required(record, "user_id")
+        user = id_text(record.get("username")) or _required(record, "user_id")
         yield user, _required(record, "product_id"), _unix_day(_required(record, "date")), None
 
 
 def _required(record: dict[str, Any], key: str) -> str:
-    value = clean_text(record.get(key))
+    value = id_text(record.get(key))
     if not value:
-        raise KeyError(f"missing {key!r}")
+        raise ValueError(f"missing {key!r} (or not text)")
     return value
+
+
+def _recommend(value: Any) -> float | None:
+    if value is not None and not isinstance(value, bool):
+        raise ValueError(f"'recommend' must be true or false, got {value!r:.40}")
+    return None if value is None else float(value)
 
 
 def _unix_day(text: str) -> int:

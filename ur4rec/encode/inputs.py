@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ur4rec.encode.config import GENERATION_STATUSES, EncoderConfig
 from ur4rec.encode.policy import Generations, classify
+from ur4rec.encode.shards import brief
 from ur4rec.encode.texts import item_texts, user_texts
 from ur4rec.errors import UserError
 from ur4rec.paths import DatasetPaths
@@ -22,6 +24,26 @@ from ur4rec.paths import DatasetPaths
 
 class EncodeInputError(UserError, ValueError):
     """An input file is missing or breaks its contract; the message names the file and the id."""
+
+
+def _text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+def _list_of(inner: Callable[[pa.DataType], bool]) -> Callable[[pa.DataType], bool]:
+    return lambda t: (pa.types.is_list(t) or pa.types.is_large_list(t)) and inner(t.value_type)
+
+
+# What each column read here must hold; a table of an older layout is refused by name, not half-read.
+COLUMN_TYPES: dict[str, tuple[Callable[[pa.DataType], bool], str]] = {
+    "item_id": (pa.types.is_integer, "integers"),
+    "user_id": (pa.types.is_integer, "integers"),
+    "title": (_text, "text"),
+    "text": (_text, "text"),
+    "status": (_text, "text"),
+    "categories": (_list_of(_text), "lists of text"),
+    "llm_history": (_list_of(pa.types.is_integer), "lists of integer item ids"),
+}
 
 
 @dataclass
@@ -35,21 +57,29 @@ class EncodeInputs:
 
 
 def read_inputs(paths: DatasetPaths, cfg: EncoderConfig) -> EncodeInputs:
-    items = _read(paths.prepared / "items.parquet", ["item_id", "title", "categories"], "prepare")
-    users = _read(paths.prepared / "users.parquet", ["user_id", "llm_history"], "prepare")
+    items = _read(paths.prepared / "items.parquet", ["item_id", "title", "categories"], _rerun("prepare", paths))
+    users = _read(paths.prepared / "users.parquet", ["user_id", "llm_history"], _rerun("prepare", paths))
     item_ids, user_ids = _unique_ids(items, "item_id"), _unique_ids(users, "user_id")
     raw_items = item_texts(item_ids, items["title"], items["categories"])
     raw_users = user_texts(user_ids, users["llm_history"], raw_items, source=str(users["__path__"]))
     return EncodeInputs(
         item_text=raw_items,
         user_text=raw_users,
-        item_know=_generations(paths.llm / "item_knowledge.parquet", "item_id", item_ids, cfg.bad_statuses),
-        user_pref=_generations(paths.llm / "user_preferences.parquet", "user_id", user_ids, cfg.bad_statuses),
+        item_know=_generations(paths.llm / "item_knowledge.parquet", "item_id", item_ids, cfg.bad_statuses, paths),
+        user_pref=_generations(paths.llm / "user_preferences.parquet", "user_id", user_ids, cfg.bad_statuses, paths),
     )
 
 
-def _generations(path: Path, id_column: str, known_ids: Sequence[int], bad_statuses: Sequence[str]) -> Generations:
-    table = _read(path, [id_column, "text", "status"], "generate")
+def _rerun(stage: str, paths: DatasetPaths) -> str:
+    """The sentence that says which stage writes a file and how to run it again."""
+    return (f"written by the {stage} stage; rerun it: `ur4rec {stage} --dataset {paths.name}` "
+            f"(or `dvc repro {stage}@{paths.name}`)")
+
+
+def _generations(
+    path: Path, id_column: str, known_ids: Sequence[int], bad_statuses: Sequence[str], paths: DatasetPaths
+) -> Generations:
+    table = _read(path, [id_column, "text", "status"], _rerun("generate", paths))
     ids = _unique_ids(table, id_column)
     known = set(known_ids)
     for i, status in zip(ids, table["status"]):
@@ -63,16 +93,29 @@ def _generations(path: Path, id_column: str, known_ids: Sequence[int], bad_statu
     return classify(known_ids, rows, bad_statuses)
 
 
-def _read(path: Path, columns: list[str], producer: str) -> dict[str, Any]:
-    """Columns of a Parquet file as Python lists (plus `__path__` for messages)."""
+def _read(path: Path, columns: list[str], rerun: str) -> dict[str, Any]:
+    """Columns of a Parquet file as Python lists (plus `__path__` for messages), each of its expected type."""
     if not path.exists():
-        raise EncodeInputError(f"{path}: missing (written by the {producer} stage; run it first)")
-    names = set(pq.read_schema(path).names)
+        raise EncodeInputError(f"{path}: missing ({rerun})")
+    try:
+        schema = pq.read_schema(path)
+        names = schema.names
+    except (OSError, ValueError, pa.ArrowException) as exc:  # ValueError: also a damaged name that is not UTF-8
+        raise EncodeInputError(f"{path}: not a readable Parquet file ({brief(exc)}; {rerun})") from exc
     absent = [c for c in columns if c not in names]
     if absent:
-        raise EncodeInputError(f"{path}: missing column(s) {absent}")
-    table = pq.read_table(path, columns=columns)
-    out: dict[str, Any] = {c: table.column(c).to_pylist() for c in columns}
+        raise EncodeInputError(f"{path}: missing column(s) {absent}, an older layout? ({rerun})")
+    for column in columns:
+        fits, expected = COLUMN_TYPES[column]
+        if not fits(schema.field(column).type):
+            raise EncodeInputError(
+                f"{path}: column {column!r} holds {schema.field(column).type}, expected {expected} ({rerun})"
+            )
+    try:
+        table = pq.read_table(path, columns=columns, page_checksum_verification=True)
+        out: dict[str, Any] = {c: table.column(c).to_pylist() for c in columns}
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise EncodeInputError(f"{path}: not a readable Parquet file ({brief(exc)}; {rerun})") from exc
     out["__path__"] = path
     return out
 

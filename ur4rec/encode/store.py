@@ -4,6 +4,10 @@ Layout: `<kind>-NNNNN.safetensors` shards (rows sorted by id, bounded in size), 
 `shard`, `row`) and `meta.json` (encoder fingerprint, dim, storage dtype, counts). `EmbeddingStore` reads it
 memory-mapped: `.table(kind, size)` streams one shard at a time into the only full-size tensor it makes, so
 building a training embedding table costs that table's RAM and nothing more.
+
+Opening a store checks all of it (meta.json, the index, every shard's size and digest) before a vector is
+read: a store cut short, changed by hand or written by another version is refused as a whole, with a
+`StoreError` naming the file and the command that rebuilds it. Nothing half-read goes into training.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from ur4rec.encode.shards import ShardReader, chunk_bounds, rows_per_shard, write_shard
+from ur4rec.encode.shards import ShardError, ShardReader, brief, chunk_bounds, rows_per_shard, write_shard
 from ur4rec.errors import UserError
 from ur4rec.io import atomic_dir, write_json, write_parquet
 
@@ -28,6 +32,7 @@ META_FILE = "meta.json"
 FORMAT_VERSION = 1
 _DTYPE_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
 _NAME_DTYPES = {v: k for k, v in _DTYPE_NAMES.items()}
+INDEX_TYPES = {"kind": pa.string(), "id": pa.int64(), "shard": pa.string(), "row": pa.int64()}
 
 
 class StoreError(UserError, ValueError):
@@ -60,12 +65,12 @@ def write_store(
         for kind, kv in kinds.items():
             index.extend(_write_kind(tmp, kind, kv, dtype, rows_per_shard(dim, dtype, shard_mb)))
             counts[kind] = len(kv.ids)
-        write_parquet(tmp / INDEX_FILE, pa.concat_tables(index) if index else _empty_index())
+        write_parquet(tmp / INDEX_FILE, pa.concat_tables(index) if index else _empty_index(), write_page_checksum=True)
         layout = {"format": FORMAT_VERSION, "dim": dim, "dtype": _DTYPE_NAMES[dtype], "counts": counts}
         write_json(tmp / META_FILE, {**meta, **layout})
         for name, obj in (extra_json or {}).items():
             write_json(tmp / name, obj)
-        EmbeddingStore(tmp).verify()
+        EmbeddingStore(tmp)  # opening verifies it
 
 
 def _write_kind(root: Path, kind: str, kv: KindVectors, dtype: torch.dtype, per_shard: int) -> list[pa.Table]:
@@ -110,17 +115,19 @@ class EmbeddingStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        meta_path, index_path = self.path / META_FILE, self.path / INDEX_FILE
-        for required in (meta_path, index_path):
-            if not required.exists():
-                raise FileNotFoundError(f"{required}: missing; is {self.path} an encode-stage output?")
-        self.meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+        self.meta: dict[str, Any] = _read_meta(self.path / META_FILE, self.rerun())
         self.dim = int(self.meta["dim"])
         self.dtype = _NAME_DTYPES[self.meta["dtype"]]
         self._reader = ShardReader(self.path)
-        self._shard_names, self._kinds = _load_index(index_path)
+        self._shard_names, self._kinds = _load_index(self.path / INDEX_FILE, self.rerun())
         for kind in self.meta.get("counts", {}):  # a kind with no vectors has no index rows
             self._kinds.setdefault(kind, _KindIndex(*(np.zeros(0, np.int64) for _ in range(3))))
+        self.verify()
+
+    def rerun(self) -> str:
+        """What rebuilds this store: the encode stage of the dataset whose folder holds it (data/<ds>/emb)."""
+        dataset = self.path.resolve().parent.name  # not meta.json's word for it: that file may be the damage
+        return f"rerun `ur4rec encode --dataset {dataset}` (or `dvc repro encode@{dataset}`)"
 
     @property
     def fingerprint(self) -> str:
@@ -146,7 +153,7 @@ class EmbeddingStore:
         out = torch.empty(len(want), self.dim, dtype=dtype)
         for code in np.unique(index.shards[pos]):
             sel = np.flatnonzero(index.shards[pos] == code)
-            block = self._reader.rows(self._shard_names[code], index.rows[pos[sel]])
+            block = self._rows(self._shard_names[code], index.rows[pos[sel]])
             out[torch.from_numpy(sel)] = block.to(dtype)
         return out
 
@@ -163,7 +170,7 @@ class EmbeddingStore:
         out = torch.zeros(size, self.dim, dtype=dtype)
         for code in np.unique(index.shards):
             sel = np.flatnonzero(index.shards == code)
-            block = self._reader.rows(self._shard_names[code], index.rows[sel])
+            block = self._rows(self._shard_names[code], index.rows[sel])
             out[torch.from_numpy(index.ids[sel])] = block.to(dtype)
         return out
 
@@ -172,18 +179,36 @@ class EmbeddingStore:
         for kind, index in self._kinds.items():
             expected = self.meta.get("counts", {}).get(kind)
             if expected is not None and expected != len(index.ids):
-                raise StoreError(
-                    f"{self.path}: meta.json counts {expected} {kind!r} vectors, the index {len(index.ids)}"
-                )
+                raise StoreError(f"{self.path}: meta.json counts {expected} {kind!r} vectors, the index "
+                                 f"{len(index.ids)}; {self.rerun()}")
             if len(np.unique(index.ids)) != len(index.ids):
-                raise StoreError(f"{self.path}: kind {kind!r} indexes an id twice")
+                raise StoreError(f"{self.path}: kind {kind!r} indexes an id twice; {self.rerun()}")
+            if len(index.ids) and index.ids[0] < 1:
+                raise StoreError(
+                    f"{self.path}: kind {kind!r} indexes id {int(index.ids[0])} (ids start at 1); {self.rerun()}"
+                )
         for code, name in enumerate(self._shard_names):
             rows = np.concatenate([ix.rows[ix.shards == code] for ix in self._kinds.values()])
-            shape = self._reader.shape(name)
+            shape = self._shape(name)
             if len(shape) != 2 or shape[1] != self.dim:
-                raise StoreError(f"{self.path / name}: shape {shape} does not match dim {self.dim}")
+                raise StoreError(f"{self.path / name}: shape {shape} does not match dim {self.dim}; {self.rerun()}")
             if not np.array_equal(np.sort(rows), np.arange(shape[0])):
-                raise StoreError(f"{self.path / name}: index rows do not cover its {shape[0]} rows exactly once")
+                raise StoreError(f"{self.path / name}: index rows do not cover its {shape[0]} rows exactly once; "
+                                 f"{self.rerun()}")
+
+    def _rows(self, name: str, rows: np.ndarray) -> torch.Tensor:
+        try:
+            return self._reader.rows(name, rows)
+        except ShardError as exc:
+            raise StoreError(f"{exc}; {self.rerun()}") from exc
+
+    def _shape(self, name: str) -> tuple[int, ...]:
+        if "/" in name or "\\" in name or name.startswith("."):  # the index names files inside the store only
+            raise StoreError(f"{self.path / INDEX_FILE}: names shard {name!r} outside the store; {self.rerun()}")
+        try:
+            return self._reader.shape(name)
+        except ShardError as exc:
+            raise StoreError(f"{exc}; {self.rerun()}") from exc
 
     def _kind(self, kind: str) -> _KindIndex:
         if kind not in self._kinds:
@@ -191,8 +216,28 @@ class EmbeddingStore:
         return self._kinds[kind]
 
 
-def _load_index(path: Path) -> tuple[list[str], dict[str, _KindIndex]]:
-    table = pq.read_table(path, columns=["kind", "id", "shard", "row"])
+def _read_meta(path: Path, rerun: str) -> dict[str, Any]:
+    """meta.json, checked for what reading the store needs: its format version, dim and storage dtype."""
+    if not path.is_file():
+        raise StoreError(f"{path}: missing; is {path.parent} an encode-stage output? {rerun}")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or not JSON
+        raise StoreError(f"{path}: unreadable ({brief(exc)}); {rerun}") from exc
+    if not isinstance(meta, dict):
+        raise StoreError(f"{path}: not a JSON object; {rerun}")
+    if meta.get("format") != FORMAT_VERSION:
+        raise StoreError(f"{path}: store format {meta.get('format')!r}, this version reads {FORMAT_VERSION}; {rerun}")
+    dim, counts = meta.get("dim"), meta.get("counts", {})
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1 or meta.get("dtype") not in _NAME_DTYPES:
+        raise StoreError(f"{path}: needs a positive integer dim and a dtype in {sorted(_NAME_DTYPES)}; {rerun}")
+    if not isinstance(counts, dict) or not all(isinstance(n, int) for n in counts.values()):
+        raise StoreError(f"{path}: counts must map each kind to a number of vectors; {rerun}")
+    return meta
+
+
+def _load_index(path: Path, rerun: str) -> tuple[list[str], dict[str, _KindIndex]]:
+    table = _read_index(path, rerun)
     kinds_col = table.column("kind").to_numpy(zero_copy_only=False).astype(str)
     shards = table.column("shard").to_numpy(zero_copy_only=False).astype(str)
     shard_names, shard_codes = np.unique(shards, return_inverse=True)
@@ -206,3 +251,25 @@ def _load_index(path: Path) -> tuple[list[str], dict[str, _KindIndex]]:
             ids[order].astype(np.int64), shard_codes[order].astype(np.int64), rows[order].astype(np.int64)
         )
     return [str(n) for n in shard_names], out
+
+
+def _read_index(path: Path, rerun: str) -> pa.Table:
+    """index.parquet with its four columns, typed and without nulls."""
+    if not path.is_file():
+        raise StoreError(f"{path}: missing; {rerun}")
+    try:
+        table = pq.read_table(path, page_checksum_verification=True)
+        names = table.column_names
+    except (OSError, ValueError, pa.ArrowException) as exc:  # ValueError: also a damaged name that is not UTF-8
+        raise StoreError(f"{path}: unreadable ({brief(exc)}); {rerun}") from exc
+    missing = [c for c in INDEX_TYPES if c not in names]
+    if missing:
+        raise StoreError(f"{path}: missing column(s) {missing}; {rerun}")
+    try:
+        table = table.select(list(INDEX_TYPES)).cast(pa.schema(INDEX_TYPES))
+    except (ValueError, pa.ArrowException) as exc:
+        raise StoreError(f"{path}: columns of other types ({brief(exc)}); {rerun}") from exc
+    nulls = [c for c in INDEX_TYPES if table.column(c).null_count]
+    if nulls:
+        raise StoreError(f"{path}: null values in column(s) {nulls}; {rerun}")
+    return table

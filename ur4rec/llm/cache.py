@@ -7,12 +7,19 @@ atomically (temp file + rename), so a crash or kill -9 loses at most the unflush
 a half-written shard. Shard names are unique (time + random), so two processes, or two people's caches
 merged through a DVC remote, never overwrite each other: the cache is simply the union of its shards.
 `compact` merges shards when they pile up.
+
+A shard damaged on disk or in transfer (cut short, bytes changed: shards carry page checksums) or written
+with another schema is read whole or not at all: it is moved aside to `<cache>.quarantine/` with a warning
+naming it, and its outputs are generated again. A cache can always be rebuilt; a half-read one cannot be
+trusted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import time
 import uuid
@@ -25,6 +32,8 @@ import pyarrow.parquet as pq
 
 from ur4rec.errors import UserError
 from ur4rec.io import write_parquet
+
+log = logging.getLogger(__name__)
 
 SCHEMA = pa.schema(
     [
@@ -77,11 +86,28 @@ class LLMCache:
         return sorted(p for p in self.root.glob("*.parquet") if not p.name.startswith("."))
 
     @property
+    def quarantine(self) -> Path:
+        """Where unreadable shards are set aside: beside the cache folder, so they are no longer part of it."""
+        return self.root.with_name(self.root.name + ".quarantine")
+
+    def _rows(self, shard: Path) -> list[dict[str, Any]]:
+        """A shard's rows, or none (with a warning) when it cannot be read whole: it is moved aside."""
+        try:
+            return read_shard(shard)
+        except CacheError as exc:
+            if shard.exists():  # else another process compacted or set it aside meanwhile
+                self.quarantine.mkdir(parents=True, exist_ok=True)
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(shard, self.quarantine / shard.name)
+                log.warning("%s; moved it to %s, its outputs will be generated again", exc, self.quarantine)
+            return []
+
+    @property
     def entries(self) -> dict[str, dict[str, Any]]:
         if self._entries is None:
             self._entries, self._duplicates = {}, 0
             for shard in self.shards():
-                for row in read_shard(shard):
+                for row in self._rows(shard):
                     # The first answer seen wins, so merging someone else's shards never changes ours.
                     if row["key"] in self._entries:
                         self._duplicates += 1
@@ -107,7 +133,7 @@ class LLMCache:
         if not records:
             return None
         path = self.root / _shard_name()
-        write_parquet(path, pa.Table.from_pylist([_row(r) for r in records], schema=SCHEMA))
+        write_shard(path, [_row(r) for r in records])
         entries = self.entries
         for r in records:
             entries.setdefault(r["key"], _row(r))
@@ -124,10 +150,10 @@ class LLMCache:
             return None
         seen: dict[str, dict[str, Any]] = {}
         for shard in shards:
-            for row in read_shard(shard):
+            for row in self._rows(shard):
                 seen.setdefault(row["key"], row)
         path = self.root / _shard_name()
-        write_parquet(path, pa.Table.from_pylist(list(seen.values()), schema=SCHEMA))
+        write_shard(path, list(seen.values()))
         for shard in shards:
             shard.unlink(missing_ok=True)
         self.reload()
@@ -174,14 +200,35 @@ class LLMCache:
         return out
 
 
+def write_shard(path: Path, rows: list[dict[str, Any]]) -> None:
+    """One shard, atomically, with page checksums so that damage is found when it is read."""
+    write_parquet(path, pa.Table.from_pylist(rows, schema=SCHEMA), write_page_checksum=True)
+
+
 def read_shard(path: Path) -> list[dict[str, Any]]:
+    """Every row of a shard, or CacheError naming it: cut short, changed on disk, or of another schema."""
     try:
-        return pq.read_table(path).to_pylist()
-    except (OSError, pa.ArrowException) as exc:
-        raise CacheError(
-            f"LLM cache shard {path} is unreadable ({exc}); delete it (its outputs will be regenerated) "
-            "or restore it with `ur4rec cache pull`"
-        ) from exc
+        return _conformed(pq.read_table(path, page_checksum_verification=True), path).to_pylist()
+    except (OSError, ValueError, pa.ArrowException) as exc:  # ValueError: also a damaged name that is not UTF-8
+        raise CacheError(f"LLM cache shard {path} is unreadable ({_brief(exc)})") from exc
+
+
+def _conformed(table: pa.Table, path: Path) -> pa.Table:
+    missing = [name for name in SCHEMA.names if name not in table.column_names]
+    if missing:
+        raise CacheError(f"LLM cache shard {path} lacks column(s) {missing}")
+    try:
+        table = table.select(SCHEMA.names).cast(SCHEMA)
+    except (pa.ArrowException, ValueError) as exc:
+        raise CacheError(f"LLM cache shard {path} has columns of other types ({_brief(exc)})") from exc
+    if table.column("key").null_count:
+        raise CacheError(f"LLM cache shard {path} has rows without a key")
+    return table
+
+
+def _brief(exc: BaseException) -> str:
+    """The first line of a reader's complaint, for a one-line message."""
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
 
 def _row(record: dict[str, Any]) -> dict[str, Any]:
