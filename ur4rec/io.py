@@ -73,6 +73,7 @@ def write_parquet(path: str | Path, table: Any, **kwargs: Any) -> None:
     if not isinstance(table, pa.Table):
         table = table.to_arrow()
     kwargs.setdefault("compression", "zstd")
+    kwargs.setdefault("write_page_checksum", True)  # readers that verify can tell a flipped byte from data
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, **kwargs)
 

@@ -3,7 +3,7 @@ import closure of its script, so a stale result can never pass for up to date.
 
 The code deps are files, not packages: the training stages depend on `ur4rec/llm/config.py` (the settings
 check reads it) but not on `ur4rec/llm/generate.py`, so editing the generation code reruns no training.
-`ur4rec dag --check` fails when `dvc.yaml` differs from what this module writes; `ur4rec dag --write`
+`ur4rec dag` fails when `dvc.yaml` differs from what this module writes; `ur4rec dag --write`
 rewrites it. The test suite runs the check.
 """
 
