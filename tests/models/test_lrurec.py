@@ -9,7 +9,9 @@ import torch
 from tests.models.conftest import N_CATEGORIES, N_ITEMS, make_batch
 from ur4rec.models import build
 from ur4rec.models.catalog import ItemCatalog
-from ur4rec.models.lrurec import LRULayer, LRURec, drop_empty_columns, last_state, linear_scan, ring_init
+from ur4rec.models.lrurec import (
+    LRULayer, LRURec, chunked_scan, drop_empty_columns, last_state, linear_scan, ring_init,
+)
 from ur4rec.train.config import TrainConfig
 from ur4rec.train.loop import fit
 
@@ -43,18 +45,21 @@ def test_parallel_scan_equals_the_step_by_step_recurrence(steps):
     u, log_lambda = random_recurrence(steps)
     expected = sequential_scan(u, log_lambda)
     assert torch.allclose(linear_scan(u, log_lambda), expected, atol=1e-4)
+    for chunk in (4, 16):
+        assert torch.allclose(chunked_scan(u, log_lambda, chunk), expected, atol=1e-4)
     assert torch.allclose(last_state(u, log_lambda), expected[:, -1], atol=1e-4)
 
 
 def test_parallel_scan_has_the_reference_gradients():
     u, log_lambda = random_recurrence(11)
     grads = []
-    for scan in (linear_scan, sequential_scan):
+    for scan in (linear_scan, chunked_scan, sequential_scan):
         u_, ll_ = u.clone().requires_grad_(), log_lambda.clone().requires_grad_()
         scan(u_, ll_).abs().sum().backward()
         grads.append((u_.grad, ll_.grad))
-    assert torch.allclose(grads[0][0], grads[1][0], atol=1e-4)
-    assert torch.allclose(grads[0][1], grads[1][1], atol=1e-3)
+    for grad_u, grad_lambda in grads[:2]:
+        assert torch.allclose(grad_u, grads[-1][0], atol=1e-4)
+        assert torch.allclose(grad_lambda, grads[-1][1], atol=1e-3)
 
 
 def test_ring_init_puts_eigenvalues_on_the_ring_with_normalised_inputs():

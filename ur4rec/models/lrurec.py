@@ -6,10 +6,14 @@ y_t = Re(C h_t). lambda = exp(-exp(nu_log) + i exp(theta_log)) keeps |lambda| < 
 gamma = exp(gamma_log) starts at sqrt(1 - |lambda|^2) so a state's scale does not depend on how slowly it
 decays. |lambda| starts uniformly on a ring [r_min, r_max] (uniform in area), its phase in [0, max_phase].
 
-Training runs the recurrence in parallel as the paper does: the sequence is split into halves recursively,
-each half is solved on its own, and the second half then receives lambda^(1..n) times the first half's last
-state (`linear_scan`, log2(L) tensor steps instead of L). The last block only needs the final state, which is a
-single weighted sum (`last_state`).
+Training runs the recurrence in parallel, never step by step. The paper's recursive scheme (`linear_scan`):
+split the sequence into halves recursively, solve each half on its own, then give the second half
+lambda^(1..n) times the first half's last state: log2(L) tensor steps instead of L. On a CPU its elementwise
+complex passes over the whole sequence dominate, so `chunked_scan` applies it to block-end states only: within
+blocks of `CHUNK` steps the states are one lower-triangular (Toeplitz) product with the powers of lambda, and
+the block-end states form the same recurrence with lambda^CHUNK, solved by `linear_scan` (about 2x faster
+than `linear_scan` over all 150 steps, same result). The last block only needs the final state, a single
+weighted sum (`last_state`).
 
 Padding: a padded step's input is zeroed, so the state stays exactly 0 until the first real item and a
 left-padded history scores as its unpadded self. Trained with the listwise loss over the candidate list, as
@@ -30,6 +34,7 @@ from ur4rec.models.base import Backbone, BackboneConfig
 from ur4rec.models.catalog import ItemCatalog
 
 INIT_STD = 0.02  # the paper's truncated-normal init of the projections, cut at 2 std
+CHUNK = 16       # steps solved in closed form per block by `chunked_scan` (fastest of 8, 16, 32 on a CPU)
 
 
 @dataclass
@@ -83,6 +88,22 @@ def linear_scan(u: Tensor, log_lambda: Tensor) -> Tensor:
     return h[:, size - steps:]
 
 
+def chunked_scan(u: Tensor, log_lambda: Tensor, chunk: int = CHUNK) -> Tensor:
+    """The same states as `linear_scan`: closed form within blocks of `chunk` steps, `linear_scan` across them."""
+    b, steps, n = u.shape
+    size = -(-steps // chunk) * chunk
+    u = torch.cat([u.new_zeros(b, size - steps, n), u], dim=1) if size > steps else u
+    powers = torch.cat([torch.ones_like(log_lambda).unsqueeze(0), power_table(log_lambda, chunk)])  # lambda^0..c
+    lag = torch.arange(chunk, device=u.device)
+    lag = lag.unsqueeze(1) - lag.unsqueeze(0)                                   # t - s within a block
+    toeplitz = powers[lag.clamp(min=0)] * (lag >= 0).unsqueeze(-1)             # [t, s, N]: lambda^(t-s), t >= s
+    inner = torch.einsum("tsn,bcsn->bctn", toeplitz, u.view(b, size // chunk, chunk, n))
+    ends = linear_scan(inner[:, :, -1], chunk * log_lambda)                    # true state at each block's end
+    entering = torch.cat([torch.zeros_like(ends[:, :1]), ends[:, :-1]], dim=1)  # state before each block
+    states = inner + powers[1:].view(1, 1, chunk, n) * entering.unsqueeze(2)
+    return states.view(b, size, n)[:, size - steps:]
+
+
 def last_state(u: Tensor, log_lambda: Tensor) -> Tensor:
     """The final state only, `[B, N]`: sum_s lambda^(L-1-s) u_s."""
     steps = u.shape[1]
@@ -114,7 +135,7 @@ class LRULayer(nn.Module):
     def forward(self, x: Tensor, present: Tensor, last_only: bool = False) -> Tensor:
         """`x [B, L, d]`, `present [B, L]` bool -> `[B, L, d]`, or `[B, 1, d]` (last step) with `last_only`."""
         u = self.inputs(x, present)
-        h = last_state(u, self.log_lambda()).unsqueeze(1) if last_only else linear_scan(u, self.log_lambda())
+        h = last_state(u, self.log_lambda()).unsqueeze(1) if last_only else chunked_scan(u, self.log_lambda())
         y = self.C(torch.cat([h.real, h.imag], dim=-1).to(x.dtype))
         residual = x[:, -1:] if last_only else x
         return self.norm(residual + self.dropout(y))

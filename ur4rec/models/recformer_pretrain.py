@@ -78,6 +78,9 @@ def pretrain(model: Recformer, data, seed: int = 0) -> list[float]:
     """Pre-train `model` in place on `data`'s lists (anything with `history`, `candidates`, `target_pos`) for
     `pretrain_epochs` epochs; returns the mean loss of each epoch."""
     cfg = model.cfg
+    if cfg.mlm_weight > 0 and model.mask_token_id is None:
+        raise ValueError(f"recformer pre-training: the tokenizer of {cfg.text_model!r} has no mask token; "
+                         "set mlm_weight: 0")
     head = MLMHead(model.text.model.get_input_embeddings()).to(model.device)
     params = [p for p in model.text.parameters() if p.requires_grad] + list(head.transform.parameters()) + [head.bias]
     optimizer = torch.optim.AdamW(params, lr=cfg.pretrain_lr)
