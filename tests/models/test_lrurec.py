@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+
 import pytest
 import torch
 
@@ -10,12 +11,27 @@ from tests.models.conftest import N_CATEGORIES, N_ITEMS, make_batch
 from ur4rec.models import build
 from ur4rec.models.catalog import ItemCatalog
 from ur4rec.models.lrurec import (
-    LRULayer, LRURec, chunked_scan, drop_empty_columns, last_state, linear_scan, ring_init,
+    LRULayer,
+    LRURec,
+    chunked_scan,
+    drop_empty_columns,
+    last_state,
+    linear_scan,
+    ring_init,
 )
 from ur4rec.train.config import TrainConfig
 from ur4rec.train.loop import fit
 
 TINY = {"dim": 16, "history_len": 12, "blocks": 2}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models run fastest on one thread; extra OpenMP threads only spin on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def tiny(item_categories: torch.Tensor, aug_dim: int = 0, **overrides) -> LRURec:

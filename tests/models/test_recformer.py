@@ -13,12 +13,28 @@ from ur4rec.models import build, lookup
 from ur4rec.models.catalog import ItemCatalog
 from ur4rec.models.recformer import MissingItemTexts, Recformer, TextModelError
 from ur4rec.models.recformer_pretrain import mask_tokens, pretrain
-from ur4rec.models.recformer_text import KEY, PAD_TYPE, SPECIAL, VALUE, key_order, key_spans
+from ur4rec.models.recformer_text import (
+    KEY,
+    PAD_TYPE,
+    SPECIAL,
+    VALUE,
+    key_order,
+    key_spans,
+)
 from ur4rec.train.batch import RerankData
 from ur4rec.train.config import TrainConfig
 from ur4rec.train.loop import fit
 
 GENRES = ["drama", "comedy", "action", "horror", "musical"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models run fastest on one thread; extra OpenMP threads only spin on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +96,10 @@ def test_text_model_must_be_a_model_folder(item_categories, tmp_path):
 
 def test_keys_are_found_in_the_order_the_catalogue_writes_them():
     order = key_order(["title", "categories", "price", "release date", "video release date", "year"])
-    found = lambda text: [text[a:b] for a, b in key_spans(text, order)]  # noqa: E731
+
+    def found(text: str) -> list[str]:
+        return [text[a:b] for a, b in key_spans(text, order)]
+
     assert found("title the price of salt categories drama year 1952") == ["title", "categories", "year"]
     assert found("title x video release date 2-jan year 1") == ["title", "video release date", "year"]
     assert found("title x release date 1 video release date 2") == ["title", "release date", "video release date"]

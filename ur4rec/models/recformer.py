@@ -39,7 +39,11 @@ from ur4rec.models import register
 from ur4rec.models.base import Backbone, BackboneConfig
 from ur4rec.models.catalog import ItemCatalog
 from ur4rec.models.recformer_text import (
-    DEFAULT_KEYS, N_TOKEN_TYPES, SequenceBuilder, TextBatch, tokenize_items,
+    DEFAULT_KEYS,
+    N_TOKEN_TYPES,
+    SequenceBuilder,
+    TextBatch,
+    tokenize_items,
 )
 
 PACKAGED_PREFIX = "packaged:"
@@ -230,7 +234,7 @@ class Recformer(Backbone):
     def device(self) -> torch.device:
         return self.text.token_type.weight.device
 
-    def train(self, mode: bool = True) -> "Recformer":
+    def train(self, mode: bool = True) -> Recformer:
         if mode:
             self._refresh = True  # a new training pass: re-encode the items if the weights moved since
         return super().train(mode)

@@ -14,8 +14,8 @@ which only loses the key/value hint.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Sequence
 
 import torch
 from torch import Tensor
@@ -86,7 +86,7 @@ class TextBatch:
     item_positions: Tensor
     mask: Tensor
 
-    def to(self, device: torch.device | str) -> "TextBatch":
+    def to(self, device: torch.device | str) -> TextBatch:
         return TextBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
 
