@@ -61,5 +61,6 @@ def build(name: str, cfg: Mapping[str, Any] | BackboneConfig | None, catalog: It
 
 # Importing the modules registers them.
 from ur4rec.models import dlcm, gru4rec, prm, sasrec, setrank  # noqa: E402,F401
+from ur4rec.models import lrurec, recformer  # noqa: E402,F401  (Table 5 baselines)
 
 __all__ = ["Backbone", "BackboneConfig", "ItemCatalog", "REGISTRY", "build", "lookup", "make_config", "names", "register"]
