@@ -21,6 +21,7 @@ from ur4rec.models.lrurec import (
 )
 from ur4rec.train.config import TrainConfig
 from ur4rec.train.loop import fit
+from ur4rec.train.rerank import RerankTask
 
 TINY = {"dim": 16, "history_len": 12, "blocks": 2}
 
@@ -194,7 +195,7 @@ def test_fit_reduces_the_training_loss(prepared_dir, tmp_path):
     train, valid = (RerankData.from_parquet(prepared / f"{s}.parquet", model.history_len, catalog.n_items)
                     for s in ("train", "valid"))
     cfg = TrainConfig(epochs=3, patience=3, batch_size=64, lr=3e-3, progress=False, threads=1)
-    result = fit(model, train, valid, cfg, tmp_path)
+    result = fit(model, RerankTask(train, valid), cfg, tmp_path)
     losses = [h["train_loss"] for h in result.history]
     assert losses[-1] < losses[0] - 0.1
     assert result.best_valid > 0.5  # the clusters are learnable; random ranking of 20 gives NDCG@10 near 0.3

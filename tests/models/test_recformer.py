@@ -24,6 +24,7 @@ from ur4rec.models.recformer_text import (
 from ur4rec.train.batch import RerankData
 from ur4rec.train.config import TrainConfig
 from ur4rec.train.loop import fit
+from ur4rec.train.rerank import RerankTask
 
 GENRES = ["drama", "comedy", "action", "horror", "musical"]
 
@@ -331,6 +332,6 @@ def test_pretraining_runs_only_when_asked_and_lowers_its_loss(prepared_dir, tiny
 def test_fit_reduces_the_training_loss(prepared_dir, tiny_text_model, tmp_path):
     model, train, valid = prepared_lists(prepared_dir, tiny_text_model)
     cfg = TrainConfig(epochs=2, patience=2, batch_size=64, lr=3e-3, progress=False, threads=1)
-    result = fit(model, train, valid, cfg, tmp_path)
+    result = fit(model, RerankTask(train, valid), cfg, tmp_path)
     losses = [h["train_loss"] for h in result.history]
     assert losses[-1] < losses[0] - 0.1

@@ -1,4 +1,4 @@
-"""The five reranking backbones, found by name (as RecBole finds its models): `build("sasrec", cfg, ...)`.
+"""The reranking backbones (the paper's five, and its Table 5 baselines LRURec and Recformer), found by name (as RecBole finds its models): `build("sasrec", cfg, ...)`.
 
     from ur4rec.models import build, names
     model = build("prm", prm_config, catalog, aug_dim=0)

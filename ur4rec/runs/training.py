@@ -45,6 +45,8 @@ def train(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> FitResult:
     task = RerankTask(load_split(paths.dataset, "train", length, catalog.n_items),
                       load_split(paths.dataset, "valid", length, catalog.n_items),
                       cfg.select_metric, cfg.eval_batch_size)
+    if hasattr(model, "before_fit") and not paths.resume.exists():
+        model.before_fit(task.train)  # a model's own pre-training (Recformer's), once, not again on resume
     with atomic_dir(paths.train) as out:
         write_json(out / CONFIG_FILE, run_config(s, spec, cfg, length, task))
         result = fit(model, task, cfg, out, groups, live_dir=paths.live, state_dir=paths.resume)
