@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ur4rec.batching import length_batches
 from ur4rec.encode.config import EncoderConfig
 from ur4rec.errors import UserError
 from ur4rec.packaged import minilm_dir
@@ -80,23 +81,6 @@ def _file_sha256(path: Path) -> str:
         with open(path, "rb") as fh:
             _FILE_HASHES[key] = hashlib.file_digest(fh, "sha256").hexdigest()
     return _FILE_HASHES[key]
-
-
-def length_batches(lengths: Sequence[int], max_texts: int, max_tokens: int) -> list[np.ndarray]:
-    """Indices grouped into batches of similar length, longest first (an out-of-memory shows up at once).
-
-    A batch holds at most `max_texts` texts and `max_tokens` padded tokens, so short texts travel in large
-    batches (a forward pass has a fixed cost that small batches of short texts never amortise) while long
-    ones stay within the same memory bound.
-    """
-    order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
-    batches, start = [], 0
-    while start < len(order):
-        width = max(1, int(lengths[order[start]]))  # the longest text in the batch sets its padded width
-        size = max(1, min(max_texts, max_tokens // width))
-        batches.append(order[start : start + size])
-        start += size
-    return batches
 
 
 def pad_batch(token_lists: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ur4rec.batching import length_batches
 from ur4rec.errors import UserError
 from ur4rec.models import register
 from ur4rec.models.base import Backbone, BackboneConfig
@@ -256,8 +257,6 @@ class Recformer(Backbone):
     @torch.no_grad()
     def encode_items(self) -> Tensor:
         """Every catalogue item encoded alone, in eval mode, batched by similar length."""
-        from ur4rec.encode.encoder import length_batches
-
         was_training = self.text.training
         self.text.train(False)
         try:

@@ -1,0 +1,64 @@
+"""The architecture is enforced: layer contracts (import-linter), thin stages, and DVC deps that cannot drift."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import REPO_ROOT
+from ur4rec.cli import dag
+
+
+def test_layer_contracts_hold():
+    """A cycle or an upward import (e.g. train -> runs, data -> llm) fails here."""
+    lint = Path(sys.executable).parent / "lint-imports"
+    proc = subprocess.run([str(lint), "--config", str(REPO_ROOT / "pyproject.toml")], cwd=REPO_ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 broken" in proc.stdout
+
+
+def test_stage_scripts_call_only_the_orchestration_layer():
+    for script in sorted((REPO_ROOT / "stages").glob("*.py")):
+        modules = dag.imported_modules(script, REPO_ROOT)
+        ours = {m for m in modules if m.startswith("ur4rec")}
+        allowed = {m for m in ours if m.startswith(("ur4rec.runs", "ur4rec.cli.boundary")) or m == "ur4rec"}
+        assert ours == allowed, f"{script.name} imports {sorted(ours - allowed)} below the runs layer"
+
+
+def test_dvc_yaml_lists_every_module_each_stage_imports():
+    """dvc.yaml is generated from each script's import closure; a stale file fails here."""
+    assert dag.check() == [], "dvc.yaml is stale: run `ur4rec dag --write`"
+    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in dag.STAGES.items():
+        body = stages[name].get("do", stages[name])
+        for module in dag.closure(REPO_ROOT / stage.script):
+            assert module in body["deps"], (name, module)
+
+
+def test_the_closure_sees_imports_inside_functions(tmp_path):
+    pkg = tmp_path / "ur4rec"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from ur4rec import b\n    return b\n")
+    (pkg / "b.py").write_text("from . import c\n")
+    (pkg / "c.py").write_text("")
+    (pkg / "unused.py").write_text("")
+    script = tmp_path / "s.py"
+    script.write_text("import ur4rec.a\n")
+    assert dag.closure(script, tmp_path) == ["s.py", "ur4rec/__init__.py", "ur4rec/a.py", "ur4rec/b.py", "ur4rec/c.py"]
+
+
+def test_training_stages_do_not_depend_on_generation_or_report_code():
+    """What a stage does not run cannot make it rerun: editing the LLM or report code retrains nothing."""
+    for stage in ("train", "train_aug", "pretrain", "evaluate", "evaluate_aug"):
+        deps = dag.closure(REPO_ROOT / dag.STAGES[stage].script)
+        assert not [d for d in deps if d.startswith(("ur4rec/llm/generate", "ur4rec/report/build", "ur4rec/cli/app"))]
+    generate = dag.closure(REPO_ROOT / dag.STAGES["generate"].script)
+    heavy = ("ur4rec/train/loop", "ur4rec/retriever/model", "ur4rec/retriever/augment", "ur4rec/report/build",
+             "ur4rec/encode/encode")
+    assert not [d for d in generate if d.startswith(heavy)]
