@@ -1,7 +1,7 @@
 """DVC stage `generate@<dataset>`: data/<dataset>/prepared/ -> data/<dataset>/llm/ (via the shared LLM cache)."""
 
-from ur4rec.runs import texts
+from ur4rec.runs import generation
 from ur4rec.cli.boundary import stage_main
 
 if __name__ == "__main__":
-    stage_main(texts.generate, "DATASET")
+    stage_main(generation.generate, "DATASET")

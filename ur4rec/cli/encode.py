@@ -12,7 +12,7 @@ from ur4rec.config import DEFAULT_PARAMS
 @command()
 def encode(dataset: DatasetOpt, params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
     """Encode LLM preferences/knowledge and raw texts with the frozen encoder into data/<dataset>/emb/."""
-    from ur4rec.runs.texts import encode as run_encode
+    from ur4rec.runs.encoding import encode as run_encode
 
     report = run_encode(read_settings(params, sets), dataset)
     texts = report["texts"]

@@ -29,7 +29,7 @@ RemoteOpt = Annotated[Optional[str], typer.Option("--remote", "-r", help="DVC re
 @command()
 def generate(dataset: DatasetOpt, params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
     """Generate user preferences and item knowledge for a dataset into data/<dataset>/llm/."""
-    from ur4rec.runs.texts import generate as run_generate
+    from ur4rec.runs.generation import generate as run_generate
 
     summary = run_generate(read_settings(params, sets), dataset)
     typer.echo(

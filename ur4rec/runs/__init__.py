@@ -13,6 +13,6 @@ and reports. Stages, the CLI and the benchmarks call these functions and nothing
     evaluate(s, RunSpec("ml-100k", "prm", "ur4rec", seed=0))
 
 Modules: `settings` (the whole params file, typed and checked), `spec` (what a run is), `model` (the model of
-a run), `training` (train, pretrain), `evaluation` (the test split), `datasets` (fetch, prepare, generate,
-encode, report). This package imports nothing itself, so each stage's code deps are only what it uses.
+a run), `training` (train, pretrain), `evaluation` (the test split), `data` (fetch, prepare), `generation`, `encoding`,
+`reporting`. This package imports nothing itself, so each stage's code deps are only what it uses.
 """
