@@ -59,6 +59,7 @@ def test_a_bug_keeps_its_traceback_and_says_where_to_report(capsys):
     assert code == 2 and "Traceback" in err and "ZeroDivisionError" in err and "please report it" in err
 
 
+@pytest.mark.slow
 def test_cli_and_stage_print_one_line_for_an_unknown_dataset(tmp_path):
     cli = subprocess.run([str(Path(sys.executable).parent / "ur4rec"), "prepare", "--dataset", "nope",
                           "--params", str(REPO_ROOT / "params.yaml")], capture_output=True, text=True, cwd=tmp_path)

@@ -2,7 +2,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from ur4rec.config import ParamsError, apply_override, get_path, load_params, merged, section
+from ur4rec.config import (
+    ParamsError,
+    apply_override,
+    get_path,
+    load_params,
+    merged,
+    section,
+)
 
 
 def test_overrides_parse_yaml_values_and_create_paths(tmp_path):

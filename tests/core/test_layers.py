@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT
 from ur4rec.cli import dag
 
 
+@pytest.mark.slow
 def test_layer_contracts_hold():
     """A cycle or an upward import (e.g. train -> runs, data -> llm) fails here."""
     lint = Path(sys.executable).parent / "lint-imports"
@@ -30,6 +31,7 @@ def test_stage_scripts_call_only_the_orchestration_layer():
         assert ours == allowed, f"{script.name} imports {sorted(ours - allowed)} below the runs layer"
 
 
+@pytest.mark.slow
 def test_dvc_yaml_lists_every_module_each_stage_imports():
     """dvc.yaml is generated from each script's import closure; a stale file fails here."""
     assert dag.check() == [], "dvc.yaml is stale: run `ur4rec dag --write`"

@@ -207,6 +207,7 @@ def test_missing_raw_files_name_the_folder(tmp_path):
         prepare_fixture(tmp_path / "raw", tmp_path / "out", "ml-1m")
 
 
+@pytest.mark.slow
 def test_cli_prepare_with_raw_dir_out_and_overrides(tmp_path):
     raw = write_ml100k(tmp_path / "raw")
     proc = subprocess.run(

@@ -10,7 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ur4rec.eval.metrics import (
-    map_at_k, map_at_k_per_sample, metric_names, ndcg_at_k, ndcg_at_k_per_sample, parse_metric, per_sample_metrics,
+    map_at_k,
+    map_at_k_per_sample,
+    metric_names,
+    ndcg_at_k,
+    ndcg_at_k_per_sample,
+    parse_metric,
+    per_sample_metrics,
 )
 
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.models.conftest import RERANKERS, BACKBONES, N_CATEGORIES, N_ITEMS, TINY, make_batch
+from tests.models.conftest import (
+    BACKBONES,
+    N_CATEGORIES,
+    N_ITEMS,
+    RERANKERS,
+    TINY,
+    make_batch,
+)
 from ur4rec.config import ParamsError
-from ur4rec.models.catalog import ItemCatalog
 from ur4rec.models import Backbone, build, lookup, names
+from ur4rec.models.catalog import ItemCatalog
 
 
 def tiny(name: str, item_categories: torch.Tensor, aug_dim: int = 0) -> Backbone:

@@ -25,6 +25,8 @@ from ur4rec.train.config import TrainConfig
 from ur4rec.train.loop import fit
 from ur4rec.train.rerank import RerankTask, labels_of, predict
 
+pytestmark = pytest.mark.slow  # real training runs: the full suite, not the inner loop
+
 CFG = TrainConfig(epochs=3, patience=2, batch_size=64, lr=3e-3, progress=False, threads=1)
 
 

@@ -20,13 +20,13 @@ METRICS = [f"{m}@{k}" for m in ("map", "ndcg") for k in KS]
 N_USERS, LISTS = 60, 5
 
 
-def write_run(root, backbone, arm, shift, seed=0, noise=0.01):
+def write_run(root, backbone, arm, shift, seed=0, noise=0.01, dataset="toy"):
     """Per-list metrics of `arm`: a shared per-user level plus `shift` (same users and lists for every arm)."""
     rng = np.random.default_rng([seed, zlib.crc32(f"{backbone}/{arm}".encode())])
     level = np.repeat(np.random.default_rng(99).uniform(0, 0.5, N_USERS), LISTS)
     users = np.repeat(np.arange(1, N_USERS + 1), LISTS)
     values = {m: np.clip(level + shift + rng.normal(0, noise, len(users)), 0, 1) for m in METRICS}
-    run = DatasetPaths("toy", root).run(backbone, arm, seed)
+    run = DatasetPaths(dataset, root).run(backbone, arm, seed)
     write_parquet(run.eval / "per_sample.parquet", pl.DataFrame({"sample_id": np.arange(len(users)),
                                                                  "user_id": users, **values}))
     write_json(run.eval / "metrics.json", {m: float(v.mean()) for m, v in values.items()})
@@ -104,3 +104,17 @@ def test_random_expectation_matches_known_values():
     labels = np.zeros_like(scores)
     labels[:, 0] = 1
     assert ndcg_at_k(scores, labels, 10) == pytest.approx(random_expectation("ndcg@10", 100), abs=3e-3)
+
+
+def test_a_leaky_report_is_marked_and_compares_gains_with_its_clean_twin(tmp_path):
+    import dataclasses
+
+    for dataset, gain in (("toy", 0.05), ("toy-LEAKY", 0.2)):
+        for arm, shift in (("base", 0.0), ("control", 0.0), ("llm", gain), ("kar", 0.0), ("ur4rec", gain)):
+            write_run(tmp_path, "prm", arm, shift, dataset=dataset)
+    leaky = dataclasses.replace(plan(), dataset="toy-LEAKY", backbones=["prm"], leaky=True, clean_twin="toy")
+    build_report(leaky, root=tmp_path)
+    md = (tmp_path / "report" / "toy-LEAKY" / "results.md").read_text()
+    assert md.splitlines()[2].startswith("**LEAKY**")
+    line = row(md[md.index("## Leakage"):], "prm", "llm")
+    assert line.rstrip(" |").endswith("+0.15") or "+0.150" in line.split("|")[-2]

@@ -11,6 +11,7 @@ import torch
 from ur4rec.retriever.config import ArchConfig
 from ur4rec.retriever.model import Retriever
 
+
 @contextlib.contextmanager
 def one_torch_thread():
     """Tiny models run fastest on one thread, and on a busy CI machine extra OpenMP threads spin for nothing."""
@@ -71,8 +72,8 @@ Z_DIM = 16
 
 def tiny_params(bert_folder: Path, *overrides: str) -> dict:
     """The repository's params, shrunk: dataset `fx`, tiny BERT init, tiny backbones, 2 epochs, no bars."""
-    from ur4rec.config import apply_override, load_params
     from tests.conftest import REPO_ROOT
+    from ur4rec.config import apply_override, load_params
 
     params = load_params(REPO_ROOT / "params.yaml", ["prepare.n_candidates=20", "prepare.eval_samples_per_user=3",
                                                       "prepare.train_samples_per_user=5", "prepare.llm_history_len=5"])

@@ -15,7 +15,7 @@ from ur4rec.retriever.augment import (
     RetrieverAugmenter,
 )
 from ur4rec.retriever.build import build_augmenter
-from ur4rec.retriever.config import ArchConfig, RetrieverConfig, BackboneRetrieverConfig
+from ur4rec.retriever.config import ArchConfig, BackboneRetrieverConfig, RetrieverConfig
 from ur4rec.retriever.variants import KarConfig, VariantConfig
 from ur4rec.train.batch import RerankBatch
 

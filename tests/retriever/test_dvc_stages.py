@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
-
-import pyarrow.parquet as pq
 
 from tests.encode.helpers import write_generations
 from tests.fixtures.raw import write_ml100k

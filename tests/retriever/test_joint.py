@@ -15,6 +15,8 @@ from ur4rec.runs.training import pretrain, train
 from ur4rec.train.checkpoint import load_weights
 from ur4rec.train.rerank import predict
 
+pytestmark = pytest.mark.slow  # real training runs: the full suite, not the inner loop
+
 
 def base_model(root, s, backbone="prm"):
     spec = RunSpec("fx", backbone, None, 0)

@@ -10,6 +10,8 @@ from tests.retriever.conftest import tiny_settings
 from ur4rec.runs.spec import RunSpec
 from ur4rec.runs.training import pretrain, pretrain_task
 
+pytestmark = pytest.mark.slow  # real training runs: the full suite, not the inner loop
+
 
 def test_pretraining_selects_the_lowest_validation_loss_and_writes_weights(tiny_project, tiny_bert):
     root, _ = tiny_project

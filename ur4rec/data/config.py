@@ -23,6 +23,7 @@ class DatasetConfig:
     min_rating: float = 0.0  # keep interactions rated >= this; unrated interactions are always kept
     k_core: int = 5
     prepare: dict[str, Any] = field(default_factory=dict)  # this dataset's overrides of the `prepare:` section
+    clean_twin: Optional[str] = None  # a LEAKY dataset: the clean dataset it mirrors (the report compares gains)
 
 
 PROTOCOLS = ("last", "kar")

@@ -19,7 +19,14 @@ from ur4rec.paths import DATA_ROOT, DatasetPaths, report_dir
 from ur4rec.report.collect import Results, collect, read_json
 from ur4rec.report.plan import Arm, ReportPlan
 from ur4rec.report.plots import arm_bars, pretrain_curves, proxy_sweep
-from ur4rec.report.tables import comparison_table, mde_note, reference_arms, results_table, table_comparisons
+from ur4rec.report.tables import (
+    compare,
+    comparison_table,
+    mde_note,
+    reference_arms,
+    results_table,
+    table_comparisons,
+)
 
 LEAKY_BANNER = ("**LEAKY**: built with `llm_history_cut: none`, so the LLM saw every target. These numbers measure "
                 "leakage; they are not results.")
@@ -60,6 +67,8 @@ def build_report(plan: ReportPlan, root: Path = DATA_ROOT) -> dict[str, Any]:
     parts.append("![bars](bars.png)\n")
     if proxy_sweep(plan, results, focus, out / "proxy_sweep.png"):
         parts.append("![proxy sweep](proxy_sweep.png)\n")
+    if plan.clean_twin:
+        parts += leakage_section(plan, results, root)
     parts += pretraining_section(plan, root, out)
     parts += llm_section(plan, root)
     parts += cost_section(plan, results)
@@ -85,6 +94,37 @@ def header(plan: ReportPlan, results: Results, random_focus: float) -> str:
         text += ("\nOne seed: these tests treat each trained model as fixed, so they ignore training variance; "
                  "run several seeds (`dvc exp run -S 'seeds=[0,1,2]'`) before reading a difference as an effect.\n")
     return text
+
+
+def leakage_section(plan: ReportPlan, leaky: Results, root: Path) -> list[str]:
+    """Each arm's gain over the control with the targets shown to the LLM, against the same on the clean twin."""
+    import dataclasses
+
+    control, _ = reference_arms(plan)
+    if control is None:
+        return []
+    clean = collect(dataclasses.replace(plan, dataset=plan.clean_twin, leaky=False), root)
+    focus = plan.cfg.focus_metric
+    rows = []
+    for backbone in plan.backbones:
+        for arm in plan.arms:
+            if arm.is_base or arm.is_control:
+                continue
+            gains = []
+            for results in (clean, leaky):
+                test = compare(results, backbone, arm.name, control.name, focus, plan.cfg.bootstrap)
+                gains.append(test)
+            if None in gains:
+                continue
+            c, k = gains
+            rows.append(f"| {backbone} | {arm.name} | {c.diff:+.4f} [{c.ci_low:+.4f}, {c.ci_high:+.4f}] | "
+                        f"{k.diff:+.4f} [{k.ci_low:+.4f}, {k.ci_high:+.4f}] | {k.diff - c.diff:+.4f} |")
+    if not rows:
+        return ["## Leakage\n", f"No clean run of `{plan.clean_twin}` to compare with yet.\n"]
+    return [f"## Leakage: gain over the control, clean `{plan.clean_twin}` against LEAKY\n",
+            f"Δ {focus.upper()} against the control (95% user-bootstrap CI). The last column is the part of the "
+            "LEAKY gain that seeing the targets created.\n",
+            "| Backbone | Arm | clean Δ | LEAKY Δ | created by leakage |", "|---|---|---:|---:|---:|", *rows, ""]
 
 
 def pretraining_section(plan: ReportPlan, root: Path, out: Path) -> list[str]:

@@ -43,6 +43,7 @@ class ReportPlan:
     n_candidates: int
     cfg: ReportConfig
     leaky: bool = False        # the LLM saw the targets (llm_history_cut: none)
+    clean_twin: str | None = None  # the clean dataset a LEAKY one mirrors
     n_negatives: int = 10      # pre-training M, for the chance level of its curves
 
     @property

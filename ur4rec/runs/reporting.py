@@ -21,7 +21,8 @@ def report_plan(s: Settings, dataset: str) -> ReportPlan:
         arms.append(Arm(name, variant, proxies))
     return ReportPlan(dataset=dataset, backbones=list(s.backbones), arms=arms, seeds=list(s.seeds),
                       ks=list(s.evaluate.ks), n_candidates=s.prepare_for(dataset).n_candidates, cfg=s.report,
-                      leaky=s.is_leaky(dataset), n_negatives=s.retriever.pretrain.n_negatives)
+                      leaky=s.is_leaky(dataset), clean_twin=s.dataset_config(dataset).clean_twin,
+                      n_negatives=s.retriever.pretrain.n_negatives)
 
 
 def report(s: Settings, dataset: str, root: Path = DATA_ROOT) -> dict[str, Any]:

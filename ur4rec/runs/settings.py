@@ -178,6 +178,8 @@ def check(s: Settings) -> None:
             raise ParamsError(f"dataset.{name}.domain: {ds.domain!r} has no item template; "
                               f"llm.templates.item has {sorted(s.llm.templates.item)}")
         prepare = s.prepare_for(name)
+        if ds.clean_twin is not None and (ds.clean_twin not in s.dataset or s.is_leaky(ds.clean_twin)):
+            raise ParamsError(f"dataset.{name}.clean_twin: {ds.clean_twin!r} must name a clean dataset of `dataset:`")
         if prepare.llm_history_cut == "none" and LEAKY_MARK not in name:
             raise ParamsError(f"dataset.{name}: llm_history_cut: none lets the LLM see the targets; such a dataset "
                               f"must carry {LEAKY_MARK} in its name so every path and table shows it")
