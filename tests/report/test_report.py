@@ -118,3 +118,20 @@ def test_a_leaky_report_is_marked_and_compares_gains_with_its_clean_twin(tmp_pat
     assert md.splitlines()[2].startswith("**LEAKY**")
     line = row(md[md.index("## Leakage"):], "prm", "llm")
     assert line.rstrip(" |").endswith("+0.15") or "+0.150" in line.split("|")[-2]
+
+
+def test_table5_puts_ur4rec_on_its_best_validation_backbone_against_lrurec_and_recformer(tmp_path):
+    import dataclasses
+
+    for backbone, arm, shift in (("prm", "base", 0.0), ("prm", "ur4rec", 0.1), ("sasrec", "base", 0.0),
+                                 ("sasrec", "ur4rec", 0.05), ("lrurec", "base", 0.02), ("recformer", "base", 0.04)):
+        write_run(tmp_path, backbone, arm, shift)
+        valid = {"prm": 0.2, "sasrec": 0.3}.get(backbone, 0.1)  # validation prefers sasrec, test prefers prm
+        write_json(DatasetPaths("toy", tmp_path).run(backbone, arm, 0).train / "fit.json", {"best_valid": valid})
+    p = dataclasses.replace(plan(), backbones=["prm", "sasrec", "lrurec", "recformer"],
+                            models={"prm": "prm", "sasrec": "sasrec", "lrurec": "lrurec", "recformer": "recformer"})
+    build_report(p, root=tmp_path)
+    md = (tmp_path / "report" / "toy" / "results.md").read_text()
+    section = md[md.index("## Table 5"):]
+    assert "UR4Rec on `sasrec` (best on validation)" in section
+    assert "| lrurec (Base) |" in section and "| recformer (Base) |" in section

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from ur4rec.eval.metrics import parse_metric
-from ur4rec.eval.stats import bootstrap_ci
+from ur4rec.eval.stats import bootstrap_ci, holm, paired_test
 from ur4rec.io import write_json, write_text
+from ur4rec.paths import BASE_ARM as BASE
 from ur4rec.paths import DATA_ROOT, DatasetPaths, report_dir
 from ur4rec.report.collect import Results, collect, read_json
 from ur4rec.report.plan import Arm, ReportPlan
@@ -69,6 +70,7 @@ def build_report(plan: ReportPlan, root: Path = DATA_ROOT) -> dict[str, Any]:
         parts.append("![proxy sweep](proxy_sweep.png)\n")
     if plan.clean_twin:
         parts += leakage_section(plan, results, root)
+    parts += table5_section(plan, results)
     parts += pretraining_section(plan, root, out)
     parts += llm_section(plan, root)
     parts += cost_section(plan, results)
@@ -94,6 +96,48 @@ def header(plan: ReportPlan, results: Results, random_focus: float) -> str:
         text += ("\nOne seed: these tests treat each trained model as fixed, so they ignore training variance; "
                  "run several seeds (`dvc exp run -S 'seeds=[0,1,2]'`) before reading a difference as an effect.\n")
     return text
+
+
+TABLE5_MODELS = ("lrurec", "recformer")
+
+
+def best_on_validation(plan: ReportPlan, results: Results, arm: str, backbones: list[str]) -> str | None:
+    """The backbone whose `arm` run has the best mean validation selection metric (never the test split)."""
+    scores = {}
+    for backbone in backbones:
+        fits = [read_json(results.runs[(backbone, arm, s)].paths.train / "fit.json") for s in results.seeds(backbone, arm)]
+        values = [f["best_valid"] for f in fits if f]
+        if values:
+            scores[backbone] = float(np.mean(values))
+    return max(scores, key=scores.get) if scores else None
+
+
+def table5_section(plan: ReportPlan, results: Results) -> list[str]:
+    """Table 5: UR4Rec on the backbone that is best on validation against LRURec and Recformer (Base), on the
+    same test lists and users, with the user-level tests of the main tables."""
+    baselines = [b for b in plan.backbones if plan.models.get(b) in TABLE5_MODELS and results.has(b, BASE)]
+    ours = next((a for a in plan.arms if a.variant is not None and a.variant.kind == "ur4rec" and a.family == "main"), None)
+    if not baselines or ours is None:
+        return []
+    candidates = [b for b in plan.backbones if plan.models.get(b) not in TABLE5_MODELS or b in baselines]
+    best = best_on_validation(plan, results, ours.name, candidates)
+    if best is None:
+        return []
+    focus = plan.cfg.focus_metric
+    rows, found = [], []
+    for baseline in baselines:
+        seeds = sorted(set(results.seeds(best, ours.name)) & set(results.seeds(baseline, BASE)))
+        _, a = results.user_matrix(baseline, BASE, focus, seeds)
+        _, b = results.user_matrix(best, ours.name, focus, seeds)
+        found.append((baseline, paired_test(a, b, n_resamples=plan.cfg.bootstrap)))
+    adjusted = holm([t.pvalue for _, t in found])
+    for (baseline, t), p in zip(found, adjusted):
+        rows.append(f"| {plan.models[baseline]} (Base) | {t.mean_a:.4f} | {t.mean_b:.4f} | {t.diff:+.4f} "
+                    f"[{t.ci_low:+.4f}, {t.ci_high:+.4f}] | {t.pvalue:.3g} | {p:.3g} |")
+    return [f"## Table 5: UR4Rec on `{best}` (best on validation) against LRURec and Recformer\n",
+            f"Per-user mean {focus.upper()} on the same test lists; Δ = UR4Rec − baseline, Holm over this table.\n",
+            f"| Baseline | baseline | UR4Rec ({best}) | Δ [95% CI] | p | p Holm |", "|---|---:|---:|---:|---:|---:|",
+            *rows, ""]
 
 
 def leakage_section(plan: ReportPlan, leaky: Results, root: Path) -> list[str]:
@@ -183,7 +227,7 @@ def cost_section(plan: ReportPlan, results: Results) -> list[str]:
             if name != arm.name:
                 continue
             fit = read_json(run.paths.train / "fit.json")
-            if fit:
+            if fit and "history" in fit:
                 epochs.append(fit["epochs_run"])
                 seconds.append(sum(h["seconds"] + h.get("validation_seconds", 0.0) for h in fit["history"]))
         if seconds:

@@ -44,6 +44,7 @@ class ReportPlan:
     cfg: ReportConfig
     leaky: bool = False        # the LLM saw the targets (llm_history_cut: none)
     clean_twin: str | None = None  # the clean dataset a LEAKY one mirrors
+    models: dict[str, str] = field(default_factory=dict)  # backbone -> its registered model (Table 5 baselines)
     n_negatives: int = 10      # pre-training M, for the chance level of its curves
 
     @property

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ur4rec.eval.stats import PairedTest, bootstrap_ci, holm, min_detectable_effect, paired_test
+from ur4rec.eval.stats import (
+    PairedTest,
+    bootstrap_ci,
+    holm,
+    min_detectable_effect,
+    paired_test,
+)
 from ur4rec.report.collect import Results
 from ur4rec.report.plan import Arm, ReportPlan
 
