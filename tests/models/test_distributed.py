@@ -11,10 +11,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, settings
 from tests.models.prepared import write_prepared
+from ur4rec.config import ParamsError
 from ur4rec.train.batch import RerankData
-from ur4rec.train.distributed import World
+from ur4rec.train.distributed import World, backend_for
 
 # Float32 sums in another order differ by ~1e-7 relative per step, and Adam's normalised updates carry that
 # into the weights at about the same size: measured, the epoch losses differ by <= 4e-8 relative and the weights
@@ -59,3 +60,14 @@ def test_ranks_split_every_batch_into_contiguous_slices_that_cover_it():
         parts = [batch.rows(World(rank, size).bounds(len(batch))) for rank in range(size)]
         assert torch.cat([p.sample_ids for p in parts]).tolist() == list(range(7))
         assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+def test_distributed_settings_are_checked_before_any_process_starts():
+    assert settings("train.distributed.nproc=4").train_config("dlcm", 0).distributed.nproc == 4
+    with pytest.raises(ParamsError, match="nproc must be >= 1"):
+        settings("train.distributed.nproc=0")
+    with pytest.raises(ParamsError, match="backend must be one of"):
+        settings("train.distributed.backend=mpi")
+    assert backend_for("auto", torch.device("cpu")) == "gloo"
+    with pytest.raises(ParamsError, match="needs the model on a GPU"):
+        backend_for("nccl", torch.device("cpu"))

@@ -100,7 +100,8 @@ def test_a_pushes_b_reruns_nothing_b_changes_a_pulls(dvc_project, tmp_path):
     assert b.ran_stages(b.repro()) == []                     # 0 prompts, 0 encodes, 0 trainings
     assert up_to_date(b)
     metrics = RUN.format(arm="control") + "/eval/metrics.json"
-    assert (b.root / metrics).read_text() == (a.root / metrics).read_text()
+    first_metrics = (a.root / metrics).read_text()
+    assert (b.root / metrics).read_text() == first_metrics
 
     # 3. A change in B reruns only what reads it; B shares the new results.
     b.set_params("retriever.joint.epochs=2")                 # the augmented arms' training only
@@ -131,3 +132,10 @@ def test_a_pushes_b_reruns_nothing_b_changes_a_pulls(dvc_project, tmp_path):
                                      *(f"runs.dlcm/{arm}.ndcg@10" for arm in ("base", "control", "llm"))])
     row = dict(zip(header, next(r for r in rows if r[0] == "grid")))
     assert row["variants"] == "['control', 'llm']" and 0.0 <= float(row["runs.dlcm/llm.ndcg@10"]) <= 1.0
+
+    # 6. Back to A's value in B: the run-cache B pulled from A restores those stages instead of running them.
+    b.set_params("retriever.joint.epochs=1")
+    restored = b.repro()
+    assert b.ran_stages(restored) == []
+    assert restored.stdout.count("is cached - skipping run") == 3, restored.stdout
+    assert (b.root / metrics).read_text() == first_metrics
