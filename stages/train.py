@@ -3,9 +3,11 @@
 from ur4rec.runs import training
 from ur4rec.runs.spec import RunSpec
 from ur4rec.cli.boundary import stage_main
+from ur4rec.cli.launch import distribute
 
 
 def train_base(settings, dataset: str, backbone: str, seed: str) -> None:
+    distribute(settings.train.distributed.nproc)
     training.train(settings, RunSpec(dataset, backbone, None, int(seed)))
 
 

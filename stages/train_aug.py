@@ -4,9 +4,11 @@ matched control) -> data/<ds>/runs/<backbone>/<variant>/seed<k>/train."""
 from ur4rec.runs import training
 from ur4rec.runs.spec import RunSpec
 from ur4rec.cli.boundary import stage_main
+from ur4rec.cli.launch import distribute
 
 
 def train_arm(settings, dataset: str, backbone: str, variant: str, seed: str) -> None:
+    distribute(settings.train.distributed.nproc)
     training.train(settings, RunSpec(dataset, backbone, variant, int(seed)))
 
 

@@ -91,7 +91,7 @@ def test_a_lower_is_better_task_keeps_its_minimum(prepared_dir, tmp_path):
 def test_validate_start_keeps_the_starting_weights_when_no_epoch_beats_them(prepared_dir, tmp_path, monkeypatch):
     """A warm start that only gets worse ends where it began (best_epoch -1), not at its least bad epoch."""
 
-    def damaging_epoch(model, optimizer, task, cfg, epoch, params):  # stands in for an epoch that overfits
+    def damaging_epoch(model, optimizer, task, cfg, epoch, params, here):  # stands in for an epoch that overfits
         with torch.no_grad():
             for p in params:
                 p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(epoch)) * 2.0)

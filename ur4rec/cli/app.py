@@ -42,7 +42,7 @@ def _root() -> None:
 
 
 # Each module adds its commands to `app`; the order here is the order in --help.
-from ur4rec.cli import doctor, data, llm, encode, runs, report, dag_cmd  # noqa: E402,F401
+from ur4rec.cli import doctor, data, llm, encode, runs, report, share, exp, dag_cmd  # noqa: E402,F401
 
 
 def main() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -26,3 +28,12 @@ def read_settings(params: Path = DEFAULT_PARAMS, sets: list[str] | None = None):
     from ur4rec.runs.settings import load_settings
 
     return load_settings(params, sets or [])
+
+
+def run_dvc(*args: str) -> None:
+    """Run a DVC command of this environment (the same install as the stages), echoing it on stderr (stdout
+    stays the command's own, e.g. a CSV); stop on failure."""
+    typer.echo("$ dvc " + " ".join(args), err=True)
+    proc = subprocess.run([sys.executable, "-m", "dvc", *args])
+    if proc.returncode != 0:
+        raise typer.Exit(proc.returncode)

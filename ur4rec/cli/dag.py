@@ -77,7 +77,8 @@ STAGES: dict[str, Stage] = {
         "the variant's retriever pre-training against its seed's Base (a marker for variants without)",
         deps=[PREPARED, EMB, BASE_RUN + "/train"],
         params=["retriever.arch", "retriever.pretrain", "retriever.per_backbone", "retriever.joint.threads",
-                "variant.${item.variant}", "backbone.${item.backbone}", "train.deterministic", "train.progress"],
+                "variant.${item.variant}", "backbone.${item.backbone}", "train.deterministic", "train.progress",
+                "train.distributed"],
         outs=[ARM_RUN + "/pretrain"],
         matrix={"dataset": "datasets", "backbone": "backbones", "variant": "variants", "seed": "seeds"}),
     "train_aug": Stage(

@@ -26,20 +26,30 @@ def train(dataset: DatasetOpt, backbone: BackboneOpt, variant: VariantOpt = None
           params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
     """Train a run with early stopping on validation: the Base backbone, or an arm (control, +BERT, +LLM, KAR,
     UR4Rec, ablations) jointly from its seed's Base."""
+    from ur4rec.cli.launch import distribute
     from ur4rec.runs.training import train as run_train
+    from ur4rec.train.distributed import world
 
-    result = run_train(read_settings(params, sets), _spec(dataset, backbone, variant, seed))
-    typer.echo(json.dumps({k: v for k, v in dataclasses.asdict(result).items() if k != "history"}))
+    settings = read_settings(params, sets)
+    distribute(settings.train.distributed.nproc)
+    result = run_train(settings, _spec(dataset, backbone, variant, seed))
+    if world().main:
+        typer.echo(json.dumps({k: v for k, v in dataclasses.asdict(result).items() if k != "history"}))
 
 
 @command()
 def pretrain(dataset: DatasetOpt, backbone: BackboneOpt, variant: VariantOpt = "ur4rec", seed: SeedOpt = 0,
              params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
     """Pre-train a variant's retriever (L_CL + alpha * L_PIM) on its seed's frozen Base item representations."""
-    from ur4rec.runs.training import pretrain as run_pretrain
+    from ur4rec.cli.launch import distribute
+    from ur4rec.runs.training import pretrain as run_pretrain, pretrain_processes
+    from ur4rec.train.distributed import world
 
-    out = run_pretrain(read_settings(params, sets), _spec(dataset, backbone, variant, seed))
-    typer.echo(json.dumps({k: v for k, v in out.items() if k != "history"}))
+    settings, spec = read_settings(params, sets), _spec(dataset, backbone, variant, seed)
+    distribute(pretrain_processes(settings, spec))
+    out = run_pretrain(settings, spec)
+    if world().main:
+        typer.echo(json.dumps({k: v for k, v in out.items() if k != "history"}))
 
 
 @command()

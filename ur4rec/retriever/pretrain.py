@@ -51,6 +51,9 @@ class PairBatch:
     def __len__(self) -> int:
         return len(self.batch)
 
+    def rows(self, index: slice) -> "PairBatch":
+        return PairBatch(self.batch.rows(index), self.negatives[index])
+
 
 def targets_of(batch: RerankBatch) -> torch.Tensor:
     return batch.candidates.gather(1, batch.target_pos.unsqueeze(1)).squeeze(1)

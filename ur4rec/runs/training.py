@@ -4,6 +4,9 @@ Layout under `data/<ds>/runs/<backbone>/<arm>/seed<k>/` (`ur4rec.paths.RunPaths`
     train/       model.safetensors (best by validation), config.json, fit.json   (written whole, atomically)
     pretrain/    model.safetensors (the retriever), config.json, fit.json; or config.json alone (no pre-training)
     dvclive/     per-epoch metrics and plots of the training
+
+Under torchrun (`train.distributed.nproc` > 1) every process trains and rank 0 alone writes: the folders are
+the same as with one process.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import torch
 
 from ur4rec import models
 from ur4rec.encode.store import EmbeddingStore
-from ur4rec.io import atomic_dir, write_json
+from ur4rec.io import write_json
 from ur4rec.paths import DATA_ROOT
 from ur4rec.retriever.build import build_retriever
 from ur4rec.retriever.negatives import NegativeSampler
@@ -26,6 +29,7 @@ from ur4rec.runs.model import build_model, catalog_of, history_len
 from ur4rec.runs.settings import Settings
 from ur4rec.runs.spec import RunSpec, count_users, load_split, users_of_split
 from ur4rec.train.checkpoint import load_weights
+from ur4rec.train import distributed
 from ur4rec.train.config import TrainConfig
 from ur4rec.train.determinism import make_repeatable
 from ur4rec.train.loop import WEIGHTS_FILE, FitResult, fit
@@ -47,12 +51,17 @@ def train(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> FitResult:
                       cfg.select_metric, cfg.eval_batch_size)
     if hasattr(model, "before_fit") and not paths.resume.exists():
         model.before_fit(task.train)  # a model's own pre-training (Recformer's), once, not again on resume
-    with atomic_dir(paths.train) as out:
+    with distributed.output_dir(paths.train) as out:
         write_json(out / CONFIG_FILE, run_config(s, spec, cfg, length, task))
         result = fit(model, task, cfg, out, groups, live_dir=paths.live, state_dir=paths.resume)
-    print(f"{spec}: best valid {cfg.select_metric} {result.best_valid:.4f} at epoch {result.best_epoch + 1} of "
+    distributed.say(f"{spec}: best valid {cfg.select_metric} {result.best_valid:.4f} at epoch {result.best_epoch + 1} of "
           f"{result.epochs_run}, {result.mean_epoch_seconds:.1f} s/epoch")
     return result
+
+
+def pretrain_processes(s: Settings, spec: RunSpec) -> int:
+    """Processes a pretrain stage needs: a variant without pre-training only writes its marker."""
+    return s.train.distributed.nproc if s.variant_config(spec.variant).needs_pretraining else 1
 
 
 def run_config(s: Settings, spec: RunSpec, cfg: TrainConfig, length: int, task: RerankTask) -> dict[str, Any]:
@@ -72,24 +81,24 @@ def pretrain(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[str, An
     paths = spec.paths(root)
     if not variant.needs_pretraining:
         marker = {"pretrained": False, "variant": dataclasses.asdict(variant)}
-        with atomic_dir(paths.pretrain) as out:
+        with distributed.output_dir(paths.pretrain) as out:
             write_json(out / CONFIG_FILE, marker)
         return marker
     p = s.retriever.pretrain
     cfg = TrainConfig(seed=spec.seed, batch_size=p.batch_size, eval_batch_size=p.eval_batch_size, epochs=p.epochs,
                       patience=p.patience, select_metric=p.select_metric, weight_decay=p.weight_decay,
                       grad_clip=p.grad_clip, threads=s.retriever.joint.threads or 0, lr=p.lr,
-                      progress=s.train.progress, deterministic=s.train.deterministic)
+                      progress=s.train.progress, deterministic=s.train.deterministic, distributed=s.train.distributed)
     make_repeatable(spec.seed, cfg.threads, cfg.deterministic)
     task, retriever = pretrain_task(s, spec, root)
     config = {"pretrained": True, "variant": dataclasses.asdict(variant), "n_proxies": retriever.n_proxies,
               "z_history": task.z_history, "arch": dataclasses.asdict(s.retriever.arch), "pretrain": dataclasses.asdict(p),
               "n_train_pairs": task.n_train, "n_valid_pairs": len(task.data.valid)}
-    with atomic_dir(paths.pretrain) as out:
+    with distributed.output_dir(paths.pretrain) as out:
         write_json(out / CONFIG_FILE, config)
         result = fit(retriever, task, cfg, out, state_dir=paths.pretrain_resume)
     best = result.history[result.best_epoch] if result.best_epoch >= 0 else {}
-    print(f"{spec}: pre-trained {result.epochs_run} epochs; best valid loss {result.best_valid:.4f}"
+    distributed.say(f"{spec}: pre-trained {result.epochs_run} epochs; best valid loss {result.best_valid:.4f}"
           + "".join(f", {k} {v:.3f}" for k, v in best.items() if k in ("valid_cl", "valid_hit@1", "valid_pim_acc")))
     return dataclasses.asdict(result)
 

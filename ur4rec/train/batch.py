@@ -38,6 +38,10 @@ class RerankBatch:
     def to(self, device: torch.device | str) -> "RerankBatch":
         return RerankBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
+    def rows(self, index: slice) -> "RerankBatch":
+        """Some rows as a batch (a process's share of a global batch)."""
+        return RerankBatch(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
     def labels(self) -> Tensor:
         """`[B, C]` 0/1 relevance: 1 at the target."""
         out = torch.zeros_like(self.candidates, dtype=torch.float32)

@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ur4rec.config import ParamsError
+
+
+BACKENDS = ("auto", "gloo", "nccl")
+
+
+@dataclass(frozen=True)
+class DistributedConfig:
+    """Data-parallel training (params `train.distributed:`, docs/scaling.md). The global batch stays
+    `batch_size`: each process takes its slice of every batch, so N processes follow the run of one."""
+
+    nproc: int = 1            # processes on this machine; > 1 runs the training command again under torchrun
+    backend: str = "auto"     # auto (nccl for a model on a GPU, else gloo) | gloo | nccl
+
+    def __post_init__(self) -> None:
+        if self.nproc < 1:
+            raise ParamsError(f"train.distributed.nproc must be >= 1, got {self.nproc}")
+        if self.backend not in BACKENDS:
+            raise ParamsError(f"train.distributed.backend must be one of {list(BACKENDS)}, got {self.backend!r}")
 
 
 @dataclass(frozen=True)
@@ -26,6 +44,7 @@ class TrainConfig:
     progress: bool = True             # tqdm bars
     validate_start: bool = False      # score the starting weights first; they compete in model selection
     deterministic: bool = True        # torch deterministic algorithms: same code, params and seed, same result
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "eval_batch_size", "epochs"):

@@ -7,6 +7,9 @@ validation metric, DVCLive logging, epoch-level resume and the best checkpoint. 
 
 Repeatable: each epoch's batch order, sampling and dropout come from seeds derived from (seed, epoch), so a
 run resumed after an interruption (`ur4rec.train.resume`) continues exactly as if it had never stopped.
+
+Data-parallel under torchrun (`ur4rec.train.distributed`): every process draws the same global batches and
+trains on its slice of each; rank 0 validates, selects and writes.
 """
 
 from __future__ import annotations
@@ -24,9 +27,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ur4rec.config import ParamsError
 from ur4rec.io import write_json
+from ur4rec.train import distributed
 from ur4rec.train.checkpoint import save_weights, state_to_cpu
 from ur4rec.train.config import TrainConfig
+from ur4rec.train.distributed import World
 from ur4rec.train.resume import LoopState, discard, fingerprint, load_state, save_state
 
 WEIGHTS_FILE = "model.safetensors"
@@ -43,7 +49,8 @@ class Task(Protocol):
     def n_batches(self, batch_size: int) -> int: ...
 
     def batches(self, batch_size: int, seed: int) -> Iterator[Any]:
-        """Training batches of one epoch, their order and any sampling drawn from `seed`."""
+        """Training batches of one epoch, their order and any sampling drawn from `seed`. A batch has a
+        `len()` and `rows(index: slice)` (its rows as a batch: a process's share under data parallelism)."""
 
     def losses(self, model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
         """Named scalar losses of a batch; `"loss"` is minimised, the others are logged."""
@@ -72,9 +79,11 @@ class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
-    """Independent seeds per (run seed, epoch, stream): stream 0 orders and samples batches, 1 drives dropout."""
-    return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1, np.uint64)[0] % (2**63))
+def epoch_seed(seed: int, epoch: int, stream: int = 0, rank: int = 0) -> int:
+    """Independent seeds per (run seed, epoch, stream): stream 0 orders and samples batches (the same on every
+    rank), 1 drives dropout (its own on each rank, so slices do not share masks; rank 0 keeps one process's)."""
+    entropy = [seed, epoch, stream] + ([rank] if rank else [])
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] % (2**63))
 
 
 def better(mode: str, value: float, best: float) -> bool:
@@ -94,29 +103,35 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, param_groups: list[dict] 
 
 
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, cfg: TrainConfig, epoch: int,
-                params: list[nn.Parameter]) -> dict[str, float]:
-    """One pass over the task's training batches; the mean of each named loss."""
+                params: list[nn.Parameter], here: World = World()) -> dict[str, float]:
+    """One pass over the task's training batches (this rank's slice of each); the mean of each named loss
+    over the whole epoch, every rank's rows included."""
     model.train()
     sums: dict[str, float] = {}
+    keys: list[str] = []
     seen = 0
     bar = tqdm(task.batches(cfg.batch_size, epoch_seed(cfg.seed, epoch)), total=task.n_batches(cfg.batch_size),
-               desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not cfg.progress, leave=False)
+               desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not (cfg.progress and here.main),
+               leave=False)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(epoch_seed(cfg.seed, epoch, stream=1))  # dropout
+        torch.manual_seed(epoch_seed(cfg.seed, epoch, stream=1, rank=here.rank))  # dropout
         for batch in bar:
-            losses = task.losses(model, batch)
-            loss = losses["loss"]
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss {loss.item()} in epoch {epoch + 1}; lower the learning rate")
+            part = distributed.shard(batch, here)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            losses = task.losses(model, part) if len(part) else {}
+            if losses:
+                losses["loss"].backward()
+                keys = keys or sorted(losses)  # the first batch has rows on every rank (checked in fit)
+            batch_sums, n = distributed.reduce_step(params, losses, keys, len(part), here)
+            if not np.isfinite(batch_sums["loss"]):
+                raise FloatingPointError(f"non-finite loss {batch_sums['loss'] / n} in epoch {epoch + 1}; "
+                                         "lower the learning rate")
             if cfg.grad_clip > 0:
                 nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             optimizer.step()
-            n = len(batch)
             seen += n
-            for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + value.item() * n
+            for key, value in batch_sums.items():
+                sums[key] = sums.get(key, 0.0) + value
             bar.set_postfix(loss=f"{sums['loss'] / seen:.4f}")
     return {key: value / max(seen, 1) for key, value in sums.items()}
 
@@ -150,17 +165,22 @@ def fit(
     out_dir = Path(out_dir)
     state_dir = Path(state_dir) if state_dir is not None else None
     mode = task.select_mode
+    here = join(model, task, cfg)
     optimizer = make_optimizer(model, cfg, param_groups)
     params = [p for group in optimizer.param_groups for p in group["params"]]
     expected = fingerprint(cfg, model, task.identity())
     restored = load_state(state_dir, expected, model, optimizer) if state_dir is not None else None
     state, best_weights = restored if restored else (LoopState(best=worst(mode), fingerprint=expected), state_to_cpu(model))
+    if len(set(distributed.gather(state.epoch, here))) > 1:
+        raise RuntimeError(f"{state_dir}: the processes read different resume states; it must be one shared folder")
+    distributed.sync_module(model, here)
     if restored is None and cfg.validate_start:
-        state.start_valid = state.best = task.validate(model)[cfg.select_metric]
+        start = task.validate(model)[cfg.select_metric] if here.main else None
+        state.start_valid = state.best = distributed.broadcast(start, here)
     resumed_from = state.epoch
-    with open_live(Path(live_dir) if live_dir is not None else None, resumed=restored is not None) as live:
+    with open_live(Path(live_dir) if live_dir is not None and here.main else None, resumed=restored is not None) as live:
         while state.epoch < cfg.epochs and (state.epoch == 0 or state.bad_epochs < cfg.patience):
-            record = run_epoch(model, optimizer, task, cfg, state.epoch, params)
+            record = run_epoch(model, optimizer, task, cfg, state.epoch, params, here)
             state.history.append(record)
             value = record[f"valid_{cfg.select_metric}"]
             if better(mode, value, state.best):
@@ -170,27 +190,41 @@ def fit(
                 state.bad_epochs += 1
             state.epoch += 1
             log_epoch(live, record)
-            if state_dir is not None:
+            if state_dir is not None and here.main:
                 save_state(state_dir, state, model, optimizer, best_weights)
     model.load_state_dict(best_weights)
     result = summarise(state, cfg, task.n_train, resumed_from)
-    save_weights(model, out_dir / WEIGHTS_FILE)
-    write_json(out_dir / FIT_FILE, dataclasses.asdict(result))
-    discard(state_dir)
+    if here.main:
+        save_weights(model, out_dir / WEIGHTS_FILE)
+        write_json(out_dir / FIT_FILE, dataclasses.asdict(result))
+        discard(state_dir)
     return result
 
 
+def join(model: nn.Module, task: Task, cfg: TrainConfig) -> World:
+    """This process's place among the training processes (joining their group when there are several)."""
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    here = distributed.setup(cfg.distributed, device)
+    if here.size > min(cfg.batch_size, task.n_train):
+        raise ParamsError(f"train.distributed: {here.size} processes need batches of at least as many samples; "
+                          f"batch size {cfg.batch_size}, {task.n_train} training samples")
+    return here
+
+
 def run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, task: Task, cfg: TrainConfig, epoch: int,
-              params: list[nn.Parameter]) -> dict[str, Any]:
-    """Train one epoch, then validate; the epoch's log record."""
+              params: list[nn.Parameter], here: World = World()) -> dict[str, Any]:
+    """Train one epoch, then validate on rank 0; the epoch's log record (rank 0's, on every rank)."""
     started, cpu_started = time.perf_counter(), time.process_time()
-    train = train_epoch(model, optimizer, task, cfg, epoch, params)
+    train = train_epoch(model, optimizer, task, cfg, epoch, params, here)
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
-    valid_started = time.perf_counter()
-    valid = task.validate(model)
-    return {"epoch": epoch, **{f"train_{k}": v for k, v in train.items()}, "seconds": seconds,
-            "cpu_seconds": cpu_seconds, "validation_seconds": time.perf_counter() - valid_started,
-            **{f"valid_{k}": v for k, v in valid.items()}}
+    record = None
+    if here.main:
+        valid_started = time.perf_counter()
+        valid = task.validate(model)
+        record = {"epoch": epoch, **{f"train_{k}": v for k, v in train.items()}, "seconds": seconds,
+                  "cpu_seconds": cpu_seconds, "validation_seconds": time.perf_counter() - valid_started,
+                  **{f"valid_{k}": v for k, v in valid.items()}}
+    return distributed.broadcast(record, here)
 
 
 def log_epoch(live: Any, record: dict[str, Any]) -> None:

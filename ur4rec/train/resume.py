@@ -3,7 +3,7 @@
 An interrupted training (killed, out of time) restarts at the next epoch with the same weights, optimizer
 moments, best checkpoint and early-stopping counter, and continues exactly as it would have (each epoch's
 shuffling and dropout are seeded from (seed, epoch)). A state written for another configuration, model or
-data (fingerprint mismatch) is discarded, never half-reused.
+data (fingerprint mismatch) is ignored, never half-reused: the first finished epoch replaces it.
 """
 
 from __future__ import annotations
@@ -41,7 +41,10 @@ class LoopState:
 
 def fingerprint(cfg: Any, model: nn.Module, sample_ids: list[torch.Tensor]) -> str:
     """Hash of what makes two trainings the same: loop settings, tensor names/shapes, the samples."""
-    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("progress", "threads", "epochs")}
+    # Not the process count: every count draws the same global batches, so a state saved by N processes
+    # continues on M.
+    settings = {k: v for k, v in dataclasses.asdict(cfg).items()
+                if k not in ("progress", "threads", "epochs", "distributed")}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     for name, tensor in model.state_dict().items():
         digest.update(f"{name}:{tuple(tensor.shape)};".encode())
@@ -67,8 +70,7 @@ def load_state(state_dir: Path, expected: str, model: nn.Module, optimizer: torc
         return None
     state = LoopState(**json.loads(path.read_text(encoding="utf-8")))
     if state.fingerprint != expected:
-        discard(state_dir)
-        return None
+        return None  # never reused; the first epoch's state replaces it (and no process deletes what another reads)
     load_weights(model, state_dir / "last.safetensors")
     load_optimizer(optimizer, state_dir)
     return state, load_file(str(state_dir / "best.safetensors"))
