@@ -1,10 +1,11 @@
-"""The text stages: LLM generation and frozen encoding, from typed settings."""
+"""The text stages: LLM generation and frozen encoding, from typed settings, and the store they fill."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from ur4rec.encode.store import EmbeddingStore
 from ur4rec.paths import DATA_ROOT, DatasetPaths
 from ur4rec.runs.settings import Settings
 
@@ -19,3 +20,24 @@ def encode(s: Settings, dataset: str, root: Path = DATA_ROOT, progress: bool = T
     from ur4rec.encode.encode import encode_dataset
 
     return encode_dataset(s.encoder, DatasetPaths(dataset, root), progress)
+
+
+def encoder(s: Settings):
+    """The encode stage's frozen encoder (`FrozenEncoder`; the model loads on first use)."""
+    from ur4rec.encode.encoder import FrozenEncoder
+
+    return FrozenEncoder(s.encoder)
+
+
+def texts_to_encode(s: Settings, dataset: str, root: Path = DATA_ROOT) -> list[str]:
+    """The distinct non-blank texts the encode stage encodes for `dataset`, in the order it meets them."""
+    from ur4rec.encode.encode import wanted_texts
+    from ur4rec.encode.inputs import read_inputs
+
+    texts = wanted_texts(read_inputs(DatasetPaths(dataset, root), s.encoder))
+    return list(dict.fromkeys(t for t in texts if t.strip()))
+
+
+def embedding_store(dataset: str, root: Path = DATA_ROOT) -> EmbeddingStore:
+    """The vectors the encode stage wrote for `dataset`, as the runs read them."""
+    return EmbeddingStore(DatasetPaths(dataset, root).emb)
