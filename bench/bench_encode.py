@@ -8,7 +8,8 @@
 
 The references take the stage's encoder and texts from the runs layer too (`texts.encoder`,
 `texts.texts_to_encode`). The three run interleaved, round after round in one process, so load from other
-processes on the machine hits them alike; the best round of each is kept. Targets: stage >= 2.5x naive, stage >= 85% of bare.
+processes on the machine hits them alike; the best round of each is kept. Targets: stage >= 2.5x naive,
+stage >= 85% of bare.
 A separate fresh process runs the stage once more, cold (model load included), for its peak RSS; it also
 times a warm rerun served from the cache and the store reads training does.
 

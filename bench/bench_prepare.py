@@ -26,8 +26,8 @@ DATASETS = ("ml-100k", "ml-1m-partial", "steam", "amazon-gift-cards", "amazon-ma
 OVERRIDES = {"ml-1m-partial": ["prepare.train_samples_per_user=all"]}
 TARGET = {"ml-1m-partial": {"wall_s": 30.0, "peak_rss_mb": 2048.0}}
 RUN = ("import sys; from pathlib import Path; from ur4rec.runs.data import prepare; "
-       "from ur4rec.runs.settings import load_settings; "
-       "prepare(load_settings(sys.argv[1], sys.argv[5:]), sys.argv[2], raw_dir=Path(sys.argv[3]), out=Path(sys.argv[4]))")
+       "from ur4rec.runs.settings import load_settings; a = sys.argv; "
+       "prepare(load_settings(a[1], a[5:]), a[2], raw_dir=Path(a[3]), out=Path(a[4]))")
 STATS = ("users", "items", "interactions", "density", "samples", "filtering", "loader")
 
 
@@ -51,8 +51,8 @@ def measure(name: str, raw: Path, out: Path, overrides: list[str]) -> dict:
 
 
 def line(name: str, r: dict) -> str:
-    text = (f"{name:18s} {r['wall_s']:6.2f} s ({r['cpu_s']:6.2f} cpu s)  {r['peak_rss_mb']:7.1f} MB  users {r['users']:6d}  "
-            f"items {r['items']:6d}  interactions {r['interactions']:8d}")
+    text = (f"{name:18s} {r['wall_s']:6.2f} s ({r['cpu_s']:6.2f} cpu s)  {r['peak_rss_mb']:7.1f} MB  "
+            f"users {r['users']:6d}  items {r['items']:6d}  interactions {r['interactions']:8d}")
     for key, limit in TARGET.get(name, {}).items():
         text += f"  {key}/target {r[key] / limit:.2f}"
     return text + ("  (" + ", ".join(r["overrides"]) + ")" if r["overrides"] else "")

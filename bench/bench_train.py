@@ -69,8 +69,10 @@ def rows_of(setups: dict, best: dict) -> dict[str, dict]:
 
 
 def report(rows: dict, args, batch_size: int) -> None:
-    print(f"{DATASET}, {args.threads} thread(s), batch {batch_size}, {args.batches} batches, best of {args.rounds} rounds")
-    print(f"{'backbone':<9} {'train/s':>9} {'(cpu)':>9} {'vs best':>8} {'eval/s':>9} {'(cpu)':>9} {'epoch s':>8} {'(cpu)':>7}")
+    print(f"{DATASET}, {args.threads} thread(s), batch {batch_size}, {args.batches} batches, "
+          f"best of {args.rounds} rounds")
+    print(f"{'backbone':<9} {'train/s':>9} {'(cpu)':>9} {'vs best':>8} {'eval/s':>9} {'(cpu)':>9} {'epoch s':>8} "
+          f"{'(cpu)':>7}")
     for name, r in rows.items():
         print(f"{name:<9} {r['train_samples_per_s']:9.0f} {r['train_samples_per_cpu_s']:9.0f} "
               f"{r['train_vs_fastest']:8.2f} {r['eval_samples_per_s']:9.0f} {r['eval_samples_per_cpu_s']:9.0f} "

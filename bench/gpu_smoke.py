@@ -76,8 +76,8 @@ def step_prepare(args) -> dict:
     started = time.perf_counter()
     stats = prepare(s, DATASET, full_root(args.work))
     seconds = time.perf_counter() - started
-    users, items = cut_for_prompts(full_root(args.work) / DATASET / "prepared", gen_root(args.work) / DATASET / "prepared",
-                                   args.prompts)
+    users, items = cut_for_prompts(full_root(args.work) / DATASET / "prepared",
+                                   gen_root(args.work) / DATASET / "prepared", args.prompts)
     return {"prepare_s": round(seconds, 2), "users": stats["users"], "items": stats["items"],
             "train_lists": stats["samples"]["train"], "prompt_users": users, "prompt_items": items}
 
@@ -85,6 +85,7 @@ def step_prepare(args) -> dict:
 def cut_for_prompts(src: Path, dst: Path, n: int) -> tuple[int, int]:
     """A copy of the prepared folder whose users and items make `n` prompts: the first users (by id) whose LLM
     histories fit, their history items (a user's prompt names them), then more items by id."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -100,14 +101,9 @@ def cut_for_prompts(src: Path, dst: Path, n: int) -> tuple[int, int]:
     extra = [i for i in items.column("item_id").to_pylist() if i not in needed][: max(0, n - kept_users - len(needed))]
     keep_items = sorted(needed | set(extra))
     pq.write_table(users.slice(0, kept_users), dst / "users.parquet")
-    pq.write_table(items.filter(pc.is_in(items.column("item_id"), value_set=pa_array(keep_items))), dst / "items.parquet")
+    kept = items.filter(pc.is_in(items.column("item_id"), value_set=pa.array(keep_items, pa.int64())))
+    pq.write_table(kept, dst / "items.parquet")
     return kept_users, len(keep_items)
-
-
-def pa_array(values: list[int]):
-    import pyarrow as pa
-
-    return pa.array(values, pa.int64())
 
 
 def step_generate(args) -> dict:
