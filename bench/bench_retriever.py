@@ -33,7 +33,8 @@ from pathlib import Path
 
 import torch
 
-from common import FirstBatches, best_of, machine, missing, prepare, settings, stand_in_generations, write_result
+from common import (FirstBatches, best_of, epoch_runner, machine, missing, prepare, settings, stand_in_generations,
+                    write_result)
 
 DATASET = "ml-100k"
 JOINT_ARM = "ur4rec-no-pretrain"
@@ -60,15 +61,6 @@ def prepared_root(s, root: Path) -> Path:
     stand_in_generations(root, DATASET)
     texts.encode(s, DATASET, root, progress=False)
     return root
-
-
-def loop_timer(model, groups, task, cfg):
-    """One call = the loop's `train_epoch` over `task` (a run's task cut to its first batches)."""
-    from ur4rec.train.loop import make_optimizer, train_epoch
-
-    optimizer = make_optimizer(model, cfg, groups)
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    return lambda: train_epoch(model, optimizer, task, cfg, 0, params)
 
 
 def bench_fast_path(s, backbone: str, root: Path, repeats: int) -> dict:
@@ -110,7 +102,7 @@ def bench_joint_epoch(s, backbone: str, root: Path, batches: int, repeats: int) 
     for arm in (None, JOINT_ARM):
         run = prepare_run(s, RunSpec(DATASET, backbone, arm, 0), root)
         runs[arm] = run
-        timers.append(loop_timer(run.model, run.groups, FirstBatches(run.task, batches), run.cfg))
+        timers.append(epoch_runner(run.model, run.groups, FirstBatches(run.task, batches), run.cfg))
     base_s, aug_s = best_of(repeats, *timers)
     full = runs[None].task
     n = min(batches * runs[None].cfg.batch_size, full.n_train)
@@ -129,7 +121,7 @@ def bench_pretrain(s, backbone: str, root: Path, batches: int) -> dict:
     base = prepare_run(s, spec.base(), root).model
     task, retriever = pretrain_task(s, spec, root, base=base)
     cut = FirstBatches(task, batches)
-    seconds = best_of(1, loop_timer(retriever, None, cut, cfg))[0]
+    seconds = best_of(1, epoch_runner(retriever, None, cut, cfg))[0]
     n = min(batches * cfg.batch_size, task.n_train)
     return {"backbone": backbone, "samples": n, "seconds": seconds, "samples_per_second": n / seconds,
             "full_epoch_s": task.n_train / (n / seconds), "K": retriever.n_proxies, "z_keys": 1 + task.z_history}

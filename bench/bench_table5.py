@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from common import FirstBatches, machine, missing, prepare, settings, timed, write_result
+from common import FirstBatches, epoch_runner, machine, missing, prepare, settings, timed, write_result
 
 DATASET = "ml-100k"
 MODELS = ("sasrec", "lrurec", "recformer")
@@ -65,20 +65,17 @@ def items_read(model, history: torch.Tensor) -> float:
 def build_setups(args, s, root: Path) -> tuple[dict, int]:
     from ur4rec.runs.spec import RunSpec
     from ur4rec.runs.training import prepare_run
-    from ur4rec.train.loop import make_optimizer, train_epoch
 
     setups, n_train = {}, 0
     for name in args.models.split(","):
         run = prepare_run(s, RunSpec(DATASET, name, None, 0), root)
         n = args.recformer_batches if name == "recformer" else args.sasrec_batches
-        optimizer = make_optimizer(run.model, run.cfg, run.groups)
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        task, n_train = FirstBatches(run.task, n), run.task.n_train
+        n_train = run.task.n_train
         valid = list(itertools.islice(run.task.valid.batches(run.cfg.batch_size), n))
         setups[name] = {"model": run.model, "n_batches": n, "lists": min(n * run.cfg.batch_size, n_train),
                         "history_read": run.model.recent(run.task.train.history[:1]).shape[1],
                         "items_read_mean": items_read(run.model, run.task.train.history[:256]),
-                        "train": lambda r=run, o=optimizer, t=task, p=params: train_epoch(r.model, o, t, r.cfg, 0, p),
+                        "train": epoch_runner(run.model, run.groups, FirstBatches(run.task, n), run.cfg),
                         "eval": scoring(run.model, valid),
                         "config": dataclasses.asdict(s.backbone_spec(name).config)}
     return setups, n_train

@@ -21,7 +21,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from common import FirstBatches, machine, missing, prepare, settings, timed, write_result
+from common import FirstBatches, epoch_runner, machine, missing, prepare, settings, timed, write_result
 
 DATASET = "ml-100k"
 
@@ -29,14 +29,10 @@ DATASET = "ml-100k"
 def setup(s, backbone: str, root: Path, n_batches: int) -> dict:
     from ur4rec.runs.spec import RunSpec
     from ur4rec.runs.training import prepare_run
-    from ur4rec.train.loop import make_optimizer, train_epoch
     from ur4rec.train.rerank import predict
 
     run = prepare_run(s, RunSpec(DATASET, backbone, None, 0), root)
-    optimizer = make_optimizer(run.model, run.cfg, run.groups)
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    task = FirstBatches(run.task, n_batches)
-    return {"train": lambda: train_epoch(run.model, optimizer, task, run.cfg, 0, params),
+    return {"train": epoch_runner(run.model, run.groups, FirstBatches(run.task, n_batches), run.cfg),
             "eval": lambda: predict(run.model, run.task.valid, s.evaluate.batch_size),
             "n_timed": min(n_batches * run.cfg.batch_size, run.task.n_train), "n_train": run.task.n_train,
             "n_valid": len(run.task.valid), "batch_size": run.cfg.batch_size}

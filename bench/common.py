@@ -119,6 +119,15 @@ class FirstBatches:
         return self.task.losses(model, batch)
 
 
+def epoch_runner(model, groups, task, cfg) -> Callable[[], dict[str, float]]:
+    """A zero-argument call of the loop's `train_epoch` over `task`, with AdamW over `groups` as `fit` builds it."""
+    from ur4rec.train.loop import make_optimizer, train_epoch
+
+    optimizer = make_optimizer(model, cfg, groups)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    return lambda: train_epoch(model, optimizer, task, cfg, 0, params)
+
+
 # ---------------------------------------------------------------- results
 
 

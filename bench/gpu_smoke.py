@@ -23,7 +23,7 @@ import time
 import traceback
 from pathlib import Path
 
-from common import FirstBatches, machine, prepare, settings, stand_in_generations, write_result
+from common import FirstBatches, epoch_runner, machine, prepare, settings, stand_in_generations, write_result
 
 DATASET = "ml-100k"
 PAPER_WIDTHS = ("retriever.arch.init_checkpoint=none", "retriever.arch.width=768", "retriever.arch.n_heads=12",
@@ -171,19 +171,18 @@ def step_joint(args) -> dict:
 
 
 def time_epoch(run, where: str, seconds: float, max_batches: int | None) -> dict:
-    """The loop's `train_epoch` over the run's epoch on `where`, cut at `seconds` (then projected)."""
+    """The loop's `train_epoch` over the run's epoch on `where`, after one warm-up batch, cut at `seconds` (then
+    projected)."""
     import torch
 
-    from ur4rec.train.loop import make_optimizer, train_epoch
-
-    model = run.model.to(where)
-    optimizer = make_optimizer(model, run.cfg, run.groups)
-    params = [p for group in optimizer.param_groups for p in group["params"]]
+    model = run.model.to(where)  # in place: the parameter groups still hold the model's parameters
+    epoch_runner(model, run.groups, FirstBatches(run.task, 1, device=where), run.cfg)()  # CUDA set-up, untimed
     cut = FirstBatches(run.task, max_batches, device=where, seconds=seconds)
+    epoch = epoch_runner(model, run.groups, cut, run.cfg)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
-    losses = train_epoch(model, optimizer, cut, run.cfg, 0, params)
+    losses = epoch()
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     wall = time.perf_counter() - started
