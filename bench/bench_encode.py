@@ -1,13 +1,15 @@
 """Encode-stage throughput on the real MovieLens-100K texts, side by side with two references.
 
-  stage  `encode_dataset` end to end (read tables, render, tokenise, encode, write the store), cache off,
-         model already loaded (as it is after the first dataset)
+  stage  the encode stage (`ur4rec.runs.encoding.encode`) end to end (read tables, render, tokenise, encode,
+         write the store), cache off, model already loaded (as it is after the first dataset)
   naive  the textbook loop: input order, fp32, every text padded to max_length, `torch.no_grad`, batches of
          the same token budget as the stage's (batch_tokens / max_length texts)
   bare   only the model forward, bf16, on batches tokenised, length-sorted and padded beforehand (upper bound)
 
-The three run interleaved, round after round in one process, so load from other processes on the machine
-hits them alike; the best round of each is kept. Targets: stage >= 2.5x naive, stage >= 85% of bare.
+The references take the stage's encoder and texts from the runs layer too (`texts.encoder`,
+`texts.texts_to_encode`). The three run interleaved, round after round in one process, so load from other
+processes on the machine hits them alike; the best round of each is kept. Targets: stage >= 2.5x naive,
+stage >= 85% of bare.
 A separate fresh process runs the stage once more, cold (model load included), for its peak RSS; it also
 times a warm rerun served from the cache and the store reads training does.
 
@@ -16,14 +18,14 @@ when `data/ml-100k/llm/` holds real generations they are encoded too.
 
     python bench/bench_encode.py [--naive-limit 256] [--repeats 2] [--threads 1]
 
-Prints a table with ratios and writes bench/results/encode.json.
+Prints a table with ratios and writes bench/results/encode.json. Skips with a message when
+../shared/data/ml-100k (or UR4REC_SHARED_DATA) is absent.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -35,61 +37,33 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("UR4REC_SHARED_DATA", REPO.parent / "shared" / "data"))
-RESULTS = REPO / "bench" / "results"
+from common import REPO, machine, missing, prepare, settings, stand_in_generations, write_result
+
 DATASET = "ml-100k"
 
 
-def build_inputs(root: Path) -> None:
+def build_inputs(s, root: Path) -> None:
     """Prepare ml-100k from the shared raw files; LLM tables from the repo if generated, else all 'failed'."""
-    from ur4rec.config import load_params
-    from ur4rec.data.prepare import prepare_dataset
-    from ur4rec.paths import DatasetPaths
-
-    paths = DatasetPaths(DATASET, root)
-    prepare_dataset(load_params(REPO / "params.yaml"), DATASET, raw_dir=SHARED / DATASET, out=paths.prepared)
-    real_llm = DatasetPaths(DATASET, REPO / "data").llm
+    prepare(s, DATASET, root)
+    real_llm = REPO / "data" / DATASET / "llm"
     if (real_llm / "user_preferences.parquet").exists() and (real_llm / "item_knowledge.parquet").exists():
-        shutil.copytree(real_llm, paths.llm)
-        return
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from ur4rec.io import write_parquet
-
-    for name, column, table in (("user_preferences", "user_id", "users"), ("item_knowledge", "item_id", "items")):
-        ids = pq.read_table(paths.prepared / f"{table}.parquet", columns=[column]).column(column)
-        write_parquet(paths.llm / f"{name}.parquet", pa.table({
-            column: ids, "text": pa.array([""] * len(ids)), "status": pa.array(["failed"] * len(ids))}))
-
-
-def stage_texts(root: Path, cfg) -> list[str]:
-    """The distinct texts the stage will encode, in the order it meets them."""
-    from ur4rec.encode.inputs import read_inputs
-    from ur4rec.paths import DatasetPaths
-
-    inputs = read_inputs(DatasetPaths(DATASET, root), cfg)
-    texts = [*inputs.item_text.values(), *inputs.user_text.values(), *inputs.item_know.texts, *inputs.user_pref.texts]
-    return list(dict.fromkeys(t for t in texts if t.strip()))
+        shutil.copytree(real_llm, root / DATASET / "llm")
+    stand_in_generations(root, DATASET)
 
 
 def child_stage(root: Path, threads: int | None) -> None:
     """Run in a fresh subprocess: the stage cold (model load included) for peak RSS, a warm rerun from the
     cache, and the store reads training does; prints JSON."""
-    from ur4rec.config import load_params
-    from ur4rec.encode.encode import encode_dataset
-    from ur4rec.encode.store import EmbeddingStore
-    from ur4rec.paths import DatasetPaths
+    from ur4rec.runs import encoding as texts
 
-    params = load_params(REPO / "params.yaml", [] if threads is None else [f"encoder.threads={threads}"])
+    s = settings(thread_override(threads))
     t = time.perf_counter()
-    encode_dataset(DATASET, params, root, progress=False)  # cold: loads the model, fills the cache
+    texts.encode(s, DATASET, root, progress=False)  # cold: loads the model, fills the cache
     cold = time.perf_counter() - t
     t = time.perf_counter()
-    warm_report = encode_dataset(DATASET, params, root, progress=False)
+    warm_report = texts.encode(s, DATASET, root, progress=False)
     warm = time.perf_counter() - t
-    store = EmbeddingStore(DatasetPaths(DATASET, root).emb)
+    store = texts.embedding_store(DATASET, root)
     n_items = int(store.ids("item_text").max())
     t = time.perf_counter()
     store.table("item_text", n_items + 1)
@@ -106,12 +80,16 @@ def child_stage(root: Path, threads: int | None) -> None:
     }))
 
 
-def stage(root: Path, params: dict) -> float:
+def thread_override(threads: int | None) -> list[str]:
+    return [] if threads is None else [f"encoder.threads={threads}"]
+
+
+def stage(s_uncached, root: Path) -> float:
     """Seconds of one cold-cache stage run with the model already in memory."""
-    from ur4rec.encode.encode import encode_dataset
+    from ur4rec.runs import encoding as texts
 
     t = time.perf_counter()
-    encode_dataset(DATASET, {"encoder": {**params["encoder"], "cache": False}}, root, progress=False)
+    texts.encode(s_uncached, DATASET, root, progress=False)
     return time.perf_counter() - t
 
 
@@ -133,30 +111,31 @@ def naive(texts: list[str], model_dir: Path, max_length: int, batch_size: int) -
 
 
 def sorted_batches(texts: list[str], encoder) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    from ur4rec.encode.encoder import length_batches, pad_batch
-
-    tokens = encoder.tokenize(texts)
+    """The texts tokenised, longest first, in batches of at most `batch_size` texts and `batch_tokens` padded
+    tokens (the stage's budget), each padded to its own longest text."""
+    tokens = sorted(encoder.tokenize(texts), key=len, reverse=True)
     pad_id = encoder.tokenizer.pad_token_id or 0
-    lengths = [len(t) for t in tokens]
-    groups = length_batches(lengths, encoder.cfg.batch_size, encoder.cfg.batch_tokens)
-    return [pad_batch([tokens[i] for i in b], pad_id) for b in groups]
+    batches, start = [], 0
+    while start < len(tokens):
+        width = max(1, len(tokens[start]))
+        size = max(1, min(encoder.cfg.batch_size, encoder.cfg.batch_tokens // width))
+        chunk = tokens[start : start + size]
+        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, t in enumerate(chunk):
+            ids[row, : len(t)], mask[row, : len(t)] = torch.tensor(t), 1
+        batches.append((ids, mask))
+        start += size
+    return batches
 
 
 def bare(batches: list[tuple[torch.Tensor, torch.Tensor]], model: torch.nn.Module) -> float:
-    """Seconds of the model forward alone (bf16, inference_mode) on pre-built length-sorted batches."""
+    """Seconds of the model forward alone (the stage's dtype, inference_mode) on pre-built batches."""
     t = time.perf_counter()
     with torch.inference_mode():
         for input_ids, mask in batches:
-            model(input_ids=input_ids, attention_mask=mask)
+            model(input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device))
     return time.perf_counter() - t
-
-
-def _cpu_name() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        return next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return "unknown CPU"
 
 
 def main() -> None:
@@ -169,23 +148,21 @@ def main() -> None:
     args = parser.parse_args()
     if args.stage_child:
         return child_stage(args.stage_child, args.threads)
-    if not (SHARED / DATASET).exists():
-        print(f"skipped: real dataset {DATASET} not found at {SHARED / DATASET} (set UR4REC_SHARED_DATA)")
+    s = settings(thread_override(args.threads))
+    if missing(s, DATASET):
         return
 
-    from ur4rec.config import load_params
-    from ur4rec.encode.config import EncoderConfig
-    from ur4rec.encode.encoder import FrozenEncoder
+    from ur4rec.runs import encoding as text_stages
 
-    params = load_params(REPO / "params.yaml", [] if args.threads is None else [f"encoder.threads={args.threads}"])
-    cfg = EncoderConfig(**params["encoder"])
+    cfg = s.encoder
     if cfg.threads:
         torch.set_num_threads(cfg.threads)  # the references run under the same thread count as the stage
-    encoder = FrozenEncoder(cfg)
+    encoder = text_stages.encoder(s)
+    uncached = settings([*thread_override(args.threads), "encoder.cache=false"])
     with tempfile.TemporaryDirectory(prefix="bench-encode-") as tmp:
         root = Path(tmp) / "data"
-        build_inputs(root)
-        texts = stage_texts(root, cfg)
+        build_inputs(s, root)
+        texts = text_stages.texts_to_encode(s, DATASET, root)
         # Naive cost per text does not depend on the text (all padded to max_length): an even sample suffices.
         sample = texts[:: max(1, len(texts) // args.naive_limit)][: args.naive_limit]
         batches = sorted_batches(texts, encoder)
@@ -193,14 +170,17 @@ def main() -> None:
         runs: dict[str, list[float]] = {"bare": [], "stage": [], "naive": []}
         for round_ in range(args.repeats):
             runs["bare"].append(bare(batches, encoder.model))
-            runs["stage"].append(stage(root, params))
+            runs["stage"].append(stage(uncached, root))
             runs["naive"].append(naive(sample, encoder.model_dir, cfg.max_length, naive_batch))
             print(f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in runs.items()), flush=True)
         shutil.rmtree(root / "cache", ignore_errors=True)
         child = subprocess.run([sys.executable, __file__, "--stage-child", str(root), "--threads", str(cfg.threads)],
                                capture_output=True, text=True, check=True)
         fresh = json.loads(child.stdout.strip().splitlines()[-1])
+    summarise(cfg, texts, sample, naive_batch, runs, fresh)
 
+
+def summarise(cfg, texts: list[str], sample: list[str], naive_batch: int, runs: dict, fresh: dict) -> None:
     sizes = {"bare": len(texts), "stage": len(texts), "naive": len(sample)}
     rates = {k: sizes[k] / min(v) for k, v in runs.items()}
     result = {
@@ -214,8 +194,7 @@ def main() -> None:
         "fresh_process_stage_s": round(fresh["cold_s"], 2), "fresh_process_peak_rss_mb": round(fresh["peak_rss_mb"]),
         "warm_rerun_s": round(fresh["warm_s"], 2), "warm_cache_hits": fresh["warm_cache_hits"],
         "store_table_ms": round(fresh["table_ms"], 2), "store_get100_ms": round(fresh["get100_ms"], 3),
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "loadavg": os.getloadavg(),
-                    "cpu": _cpu_name()},
+        "machine": machine(),
     }
     print(f"{len(texts)} distinct ml-100k texts, {cfg.model}, {cfg.dtype}, batches of <= {cfg.batch_size} texts and "
           f"<= {cfg.batch_tokens} tokens (naive: {naive_batch} x {cfg.max_length}), max_length {cfg.max_length}")
@@ -227,10 +206,9 @@ def main() -> None:
           f"peak RSS {result['fresh_process_peak_rss_mb']} MB")
     print(f"  warm rerun (all from cache): {result['warm_rerun_s']} s")
     print(f"  store: table() {result['store_table_ms']} ms, get(100 random ids) {result['store_get100_ms']} ms")
-    machine = result["machine"]
-    print(f"  {machine['cpu']}, {machine['torch_threads']} torch threads; load average {machine['loadavg']}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "encode.json").write_text(json.dumps(result, indent=2) + "\n")
+    m = result["machine"]
+    print(f"  {m['cpu']}, {m['torch_threads']} torch threads; load average {m['load_avg']}")
+    write_result("encode", result)
 
 
 if __name__ == "__main__":

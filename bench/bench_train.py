@@ -1,58 +1,78 @@
-"""Training and evaluation throughput of the five backbones on the real MovieLens-100K samples (CPU).
+"""Training and scoring throughput of the five backbones on the real MovieLens-100K lists (CPU).
 
-For each backbone (default params.yaml settings), in one process, interleaved round after round so load from
-other processes hits them alike (best round kept):
-  train  samples/s of the training step (forward, listwise loss, backward, AdamW), batch `train.batch_size`
-  eval   samples/s of scoring (`predict`, no grad), batch `evaluate.batch_size`
-Both also as CPU seconds, which on free cores at `train.threads=1` equal the wall time. A projection of one
+Each backbone's Base run is built by the runs layer (`prepare_run`: the model, task and loop settings its
+training uses), then, in one process, interleaved round after round so load from other processes hits them
+alike (best round kept):
+  train  lists/s of the loop's `train_epoch` over the run's first `--batches` training batches (forward,
+         listwise loss, backward, clipping, AdamW), batch `train.batch_size`
+  eval   lists/s of `predict` (no grad) over the run's validation lists, batch `evaluate.batch_size`
+Both also per CPU second, which on free cores at `train.threads=1` equals the wall time. A projection of one
 epoch over the prepared training split is printed, and ratios to the fastest backbone.
 
-    python bench/bench_train.py [--batches 20] [--rounds 3] [--threads 1]
+    python bench/bench_train.py [--batches 20] [--rounds 3] [--threads 1] [--backbones dlcm,prm]
 
-Writes bench/results/train.json. Needs ../shared/data/ml-100k (or UR4REC_SHARED_DATA); exits with a message
-when it is absent.
+Writes bench/results/train.json. Needs ../shared/data/ml-100k (or UR4REC_SHARED_DATA); says so and measures
+nothing when it is absent.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import shutil
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-import torch
+from common import FirstBatches, epoch_runner, machine, missing, prepare, settings, timed, write_result
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("UR4REC_SHARED_DATA", REPO.parent / "shared" / "data"))
-RESULTS = REPO / "bench" / "results"
 DATASET = "ml-100k"
 
 
-def timed(fn) -> tuple[float, float]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - wall, time.process_time() - cpu
+def setup(s, backbone: str, root: Path, n_batches: int) -> dict:
+    from ur4rec.runs.spec import RunSpec
+    from ur4rec.runs.training import prepare_run
+    from ur4rec.train.rerank import predict
+
+    run = prepare_run(s, RunSpec(DATASET, backbone, None, 0), root)
+    return {"train": epoch_runner(run.model, run.groups, FirstBatches(run.task, n_batches), run.cfg),
+            "eval": lambda: predict(run.model, run.task.valid, s.evaluate.batch_size),
+            "n_timed": min(n_batches * run.cfg.batch_size, run.task.n_train), "n_train": run.task.n_train,
+            "n_valid": len(run.task.valid), "batch_size": run.cfg.batch_size}
 
 
-def train_steps(model, data, batch_size: int, n_batches: int, lr: float):
-    from ur4rec.train.loop import backbone_loss
+def measure(setups: dict, rounds: int) -> dict[str, dict[str, tuple[float, float]]]:
+    best: dict[str, dict[str, tuple[float, float]]] = {n: {} for n in setups}
+    for round_ in range(rounds + 1):  # round 0 warms up
+        for name, run in setups.items():
+            for kind in ("train", "eval"):
+                wall, cpu = timed(run[kind])
+                if round_ and (kind not in best[name] or wall < best[name][kind][0]):
+                    best[name][kind] = (wall, cpu)
+    return best
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    batches = [data.take(torch.arange(i * batch_size, (i + 1) * batch_size) % len(data)) for i in range(n_batches)]
 
-    def run() -> None:
-        model.train()
-        for batch in batches:
-            loss = backbone_loss(model(batch), batch.target_pos)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+def rows_of(setups: dict, best: dict) -> dict[str, dict]:
+    rows = {}
+    for name, run in setups.items():
+        (tw, tc), (ew, ec) = best[name]["train"], best[name]["eval"]
+        n, v = run["n_timed"], run["n_valid"]
+        rows[name] = {"train_samples_per_s": n / tw, "train_samples_per_cpu_s": n / tc,
+                      "eval_samples_per_s": v / ew, "eval_samples_per_cpu_s": v / ec,
+                      "epoch_seconds_projected": run["n_train"] / (n / tw),
+                      "epoch_cpu_seconds_projected": run["n_train"] / (n / tc)}
+    fastest = max(r["train_samples_per_s"] for r in rows.values())
+    for row in rows.values():
+        row["train_vs_fastest"] = row["train_samples_per_s"] / fastest
+    return rows
 
-    return run
+
+def report(rows: dict, args, batch_size: int) -> None:
+    print(f"{DATASET}, {args.threads} thread(s), batch {batch_size}, {args.batches} batches, "
+          f"best of {args.rounds} rounds")
+    print(f"{'backbone':<9} {'train/s':>9} {'(cpu)':>9} {'vs best':>8} {'eval/s':>9} {'(cpu)':>9} {'epoch s':>8} "
+          f"{'(cpu)':>7}")
+    for name, r in rows.items():
+        print(f"{name:<9} {r['train_samples_per_s']:9.0f} {r['train_samples_per_cpu_s']:9.0f} "
+              f"{r['train_vs_fastest']:8.2f} {r['eval_samples_per_s']:9.0f} {r['eval_samples_per_cpu_s']:9.0f} "
+              f"{r['epoch_seconds_projected']:8.1f} {r['epoch_cpu_seconds_projected']:7.1f}")
 
 
 def main() -> None:
@@ -62,57 +82,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--backbones", default="dlcm,prm,setrank,gru4rec,sasrec")
     args = parser.parse_args()
-    if not (SHARED / DATASET).exists():
-        sys.exit(f"real dataset {DATASET!r} not found at {SHARED / DATASET} (set UR4REC_SHARED_DATA); nothing measured")
-
-    from ur4rec.config import load_params
-    from ur4rec.data.prepare import prepare_dataset
-    from ur4rec.train.loop import predict
-    from ur4rec.train.run import run_context
-
-    torch.set_num_threads(args.threads)
-    params = load_params(REPO / "params.yaml")
-    root = Path(tempfile.mkdtemp(prefix="bench-train-"))
-    prepare_dataset(params, DATASET, raw_dir=SHARED / DATASET, out=root / DATASET / "prepared")
-    eval_batch = params.get("evaluate", {}).get("batch_size", 256)
-    setups = {}
-    for name in args.backbones.split(","):
-        ctx = run_context(DATASET, name, "base", params, root=root)
-        torch.manual_seed(0)
-        model = ctx.build_backbone()
-        train, test = ctx.load_split("train"), ctx.load_split("test")
-        bs = ctx.train_cfg.batch_size
-        setups[name] = {"train": train_steps(model, train, bs, args.batches, ctx.train_cfg.lr),
-                        "eval": lambda m=model, t=test: predict(m, t, eval_batch),
-                        "n_train": len(train), "n_test": len(test), "bs": bs}
-    best: dict[str, dict[str, tuple[float, float]]] = {n: {} for n in setups}
-    for round_ in range(args.rounds + 1):           # round 0 warms up
-        for name, s in setups.items():
-            for kind in ("train", "eval"):
-                wall, cpu = timed(s[kind])
-                if round_ and (kind not in best[name] or wall < best[name][kind][0]):
-                    best[name][kind] = (wall, cpu)
-    rows = {}
-    for name, s in setups.items():
-        n_train, n_eval = args.batches * s["bs"], s["n_test"]
-        (tw, tc), (ew, ec) = best[name]["train"], best[name]["eval"]
-        rows[name] = {"train_samples_per_s": n_train / tw, "train_samples_per_cpu_s": n_train / tc,
-                      "eval_samples_per_s": n_eval / ew, "eval_samples_per_cpu_s": n_eval / ec,
-                      "epoch_seconds_projected": s["n_train"] / (n_train / tw),
-                      "epoch_cpu_seconds_projected": s["n_train"] / (n_train / tc)}
-    fastest = max(r["train_samples_per_s"] for r in rows.values())
-    print(f"{DATASET}, {args.threads} thread(s), batch {next(iter(setups.values()))['bs']}, best of {args.rounds} rounds")
-    print(f"{'backbone':<9} {'train/s':>9} {'(cpu)':>9} {'vs best':>8} {'eval/s':>9} {'(cpu)':>9} {'epoch s':>8} {'(cpu)':>7}")
-    for name, r in rows.items():
-        print(f"{name:<9} {r['train_samples_per_s']:9.0f} {r['train_samples_per_cpu_s']:9.0f} "
-              f"{r['train_samples_per_s'] / fastest:8.2f} {r['eval_samples_per_s']:9.0f} {r['eval_samples_per_cpu_s']:9.0f} "
-              f"{r['epoch_seconds_projected']:8.1f} {r['epoch_cpu_seconds_projected']:7.1f}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = {"dataset": DATASET, "threads": args.threads, "batches": args.batches, "rounds": args.rounds,
-           "cpu_count": os.cpu_count(), "load_avg": os.getloadavg(), "backbones": rows}
-    (RESULTS / "train.json").write_text(json.dumps(out, indent=2) + "\n")
-    print(f"wrote {RESULTS / 'train.json'}")
-    shutil.rmtree(root, ignore_errors=True)
+    s = settings(["train.progress=false", f"train.threads={args.threads}"])
+    if missing(s, DATASET):
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+        root = Path(tmp)
+        prepare(s, DATASET, root)
+        setups = {name: setup(s, name, root, args.batches) for name in args.backbones.split(",")}
+        best = measure(setups, args.rounds)
+    rows = rows_of(setups, best)
+    batch_size = next(iter(setups.values()))["batch_size"]
+    report(rows, args, batch_size)
+    write_result("train", {"dataset": DATASET, "threads": args.threads, "batches": args.batches,
+                           "rounds": args.rounds, "batch_size": batch_size, "machine": machine(), "backbones": rows})
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import torch
 from ur4rec.encode.cache import EmbeddingCache
 from ur4rec.encode.config import EncoderConfig
 from ur4rec.encode.encoder import FrozenEncoder
-from ur4rec.encode.inputs import read_inputs
+from ur4rec.encode.inputs import EncodeInputs, read_inputs
 from ur4rec.encode.policy import Generations, apply_policy
 from ur4rec.encode.store import KindVectors, write_store
 from ur4rec.paths import DatasetPaths, cache_dir
@@ -63,6 +63,11 @@ def encode_texts(
     return TextVectors(unique, vectors), stats
 
 
+def wanted_texts(inputs: EncodeInputs) -> list[str]:
+    """Every text the stage encodes for a dataset (repeats and blanks included), in the order it meets them."""
+    return [*inputs.item_text.values(), *inputs.user_text.values(), *inputs.item_know.texts, *inputs.user_pref.texts]
+
+
 def encode_dataset(
     cfg: EncoderConfig, paths: DatasetPaths, progress: bool = True
 ) -> dict[str, Any]:
@@ -74,8 +79,7 @@ def encode_dataset(
     cache = None
     if cfg.cache:
         cache = EmbeddingCache(cache_dir("emb", root), encoder.fingerprint, encoder.dim, cfg.shard_mb)
-    wanted = [*inputs.item_text.values(), *inputs.user_text.values(), *inputs.item_know.texts, *inputs.user_pref.texts]
-    vectors_of, text_stats = encode_texts(wanted, encoder, cache, progress)
+    vectors_of, text_stats = encode_texts(wanted_texts(inputs), encoder, cache, progress)
 
     kinds, kind_report = {}, {}
     for kind, raw in (("item_text", inputs.item_text), ("user_text", inputs.user_text)):

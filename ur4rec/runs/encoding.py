@@ -12,3 +12,26 @@ from ur4rec.runs.settings import Settings
 
 def encode(s: Settings, dataset: str, root: Path = DATA_ROOT, progress: bool = True) -> dict[str, Any]:
     return encode_dataset(s.encoder, DatasetPaths(dataset, root), progress)
+
+
+def encoder(s: Settings):
+    """The encode stage's frozen encoder (`FrozenEncoder`; the model loads on first use)."""
+    from ur4rec.encode.encoder import FrozenEncoder
+
+    return FrozenEncoder(s.encoder)
+
+
+def texts_to_encode(s: Settings, dataset: str, root: Path = DATA_ROOT) -> list[str]:
+    """The distinct non-blank texts the encode stage encodes for `dataset`, in the order it meets them."""
+    from ur4rec.encode.encode import wanted_texts
+    from ur4rec.encode.inputs import read_inputs
+
+    texts = wanted_texts(read_inputs(DatasetPaths(dataset, root), s.encoder))
+    return list(dict.fromkeys(t for t in texts if t.strip()))
+
+
+def embedding_store(dataset: str, root: Path = DATA_ROOT):
+    """The vectors the encode stage wrote for `dataset`, as the runs read them (`EmbeddingStore`)."""
+    from ur4rec.encode.store import EmbeddingStore
+
+    return EmbeddingStore(DatasetPaths(dataset, root).emb)

@@ -12,11 +12,13 @@ the same as with one process.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from ur4rec import models
 from ur4rec.encode.store import EmbeddingStore
@@ -38,8 +40,20 @@ from ur4rec.train.rerank import RerankTask
 CONFIG_FILE = "config.json"
 
 
-def train(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> FitResult:
-    """Train the run and write `train/` whole (atomically) plus its DVCLive logs."""
+@dataclass
+class RunParts:
+    """A run as training builds it, before any training: what `fit` receives, and the history length read."""
+
+    model: nn.Module
+    groups: list[dict] | None
+    task: RerankTask
+    cfg: TrainConfig
+    history_len: int
+
+
+def prepare_run(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> RunParts:
+    """Seed the process, then build the run's model, parameter groups, task and loop settings; `train` fits
+    exactly these, and a benchmark can time the loop on them without writing a run."""
     cfg = s.train_config(spec.backbone, spec.seed, joint=spec.variant is not None)
     make_repeatable(spec.seed, cfg.threads, cfg.deterministic)
     paths = spec.paths(root)
@@ -49,12 +63,19 @@ def train(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> FitResult:
     task = RerankTask(load_split(paths.dataset, "train", length, catalog.n_items),
                       load_split(paths.dataset, "valid", length, catalog.n_items),
                       cfg.select_metric, cfg.eval_batch_size)
-    if hasattr(model, "before_fit") and not paths.resume.exists():
-        model.before_fit(task.train)  # a model's own pre-training (Recformer's), once, not again on resume
+    return RunParts(model, groups, task, cfg, length)
+
+
+def train(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> FitResult:
+    """Train the run and write `train/` whole (atomically) plus its DVCLive logs."""
+    run = prepare_run(s, spec, root)
+    paths = spec.paths(root)
+    if hasattr(run.model, "before_fit") and not paths.resume.exists():
+        run.model.before_fit(run.task.train)  # a model's own pre-training (Recformer's), once, not again on resume
     with distributed.output_dir(paths.train) as out:
-        write_json(out / CONFIG_FILE, run_config(s, spec, cfg, length, task))
-        result = fit(model, task, cfg, out, groups, live_dir=paths.live, state_dir=paths.resume)
-    distributed.say(f"{spec}: best valid {cfg.select_metric} {result.best_valid:.4f} at epoch {result.best_epoch + 1} of "
+        write_json(out / CONFIG_FILE, run_config(s, spec, run.cfg, run.history_len, run.task))
+        result = fit(run.model, run.task, run.cfg, out, run.groups, live_dir=paths.live, state_dir=paths.resume)
+    distributed.say(f"{spec}: best valid {run.cfg.select_metric} {result.best_valid:.4f} at epoch {result.best_epoch + 1} of "
           f"{result.epochs_run}, {result.mean_epoch_seconds:.1f} s/epoch")
     return result
 
@@ -85,10 +106,7 @@ def pretrain(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[str, An
             write_json(out / CONFIG_FILE, marker)
         return marker
     p = s.retriever.pretrain
-    cfg = TrainConfig(seed=spec.seed, batch_size=p.batch_size, eval_batch_size=p.eval_batch_size, epochs=p.epochs,
-                      patience=p.patience, select_metric=p.select_metric, weight_decay=p.weight_decay,
-                      grad_clip=p.grad_clip, threads=s.retriever.joint.threads or 0, lr=p.lr,
-                      progress=s.train.progress, deterministic=s.train.deterministic, distributed=s.train.distributed)
+    cfg = pretrain_config(s, spec.seed)
     make_repeatable(spec.seed, cfg.threads, cfg.deterministic)
     task, retriever = pretrain_task(s, spec, root)
     config = {"pretrained": True, "variant": dataclasses.asdict(variant), "n_proxies": retriever.n_proxies,
@@ -103,14 +121,28 @@ def pretrain(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[str, An
     return dataclasses.asdict(result)
 
 
-def pretrain_task(s: Settings, spec: RunSpec, root: Path = DATA_ROOT):
-    """The pre-training task of a run (frozen h_i of its seed's Base checkpoint) and a fresh retriever."""
+def pretrain_config(s: Settings, seed: int) -> TrainConfig:
+    """The loop settings of pre-training: `retriever.pretrain`, on the augmented runs' threads."""
+    p = s.retriever.pretrain
+    return TrainConfig(seed=seed, batch_size=p.batch_size, eval_batch_size=p.eval_batch_size, epochs=p.epochs,
+                       patience=p.patience, select_metric=p.select_metric, weight_decay=p.weight_decay,
+                       grad_clip=p.grad_clip, threads=s.retriever.joint.threads or 0, lr=p.lr,
+                       progress=s.train.progress, deterministic=s.train.deterministic, distributed=s.train.distributed)
+
+
+def pretrain_task(s: Settings, spec: RunSpec, root: Path = DATA_ROOT, base: nn.Module | None = None):
+    """The pre-training task of a run (frozen h_i of its seed's Base checkpoint) and a fresh retriever.
+
+    `base`: a Base backbone to take h_i from instead of the checkpoint (a benchmark times pre-training
+    without a trained Base; the speed does not depend on the weights)."""
     variant = s.variant_config(spec.variant)
     paths = spec.paths(root)
     bspec = s.backbone_spec(spec.backbone)
     catalog = catalog_of(s, spec, root)
-    base = models.build(bspec.model, bspec.config, catalog)
-    load_weights(base, paths.sibling(spec.base().arm).train / WEIGHTS_FILE).eval()
+    if base is None:
+        base = models.build(bspec.model, bspec.config, catalog)
+        load_weights(base, paths.sibling(spec.base().arm).train / WEIGHTS_FILE)
+    base.eval()
     with torch.no_grad():
         h_table = base.item_repr(torch.arange(catalog.n_items + 1)).float()
     per = s.per_backbone(spec.backbone)
