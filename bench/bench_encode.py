@@ -6,8 +6,8 @@
          the same token budget as the stage's (batch_tokens / max_length texts)
   bare   only the model forward, bf16, on batches tokenised, length-sorted and padded beforehand (upper bound)
 
-The references take the stage's encoder and texts from the runs layer too (`texts.encoder`,
-`texts.texts_to_encode`). The three run interleaved, round after round in one process, so load from other
+The references take the stage's encoder and texts from the runs layer too (`encoding.encoder`,
+`encoding.texts_to_encode`). The three run interleaved, round after round in one process, so load from other
 processes on the machine hits them alike; the best round of each is kept. Targets: stage >= 2.5x naive,
 stage >= 85% of bare.
 A separate fresh process runs the stage once more, cold (model load included), for its peak RSS; it also
