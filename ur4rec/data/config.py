@@ -46,7 +46,7 @@ class PrepareConfig:
     n_candidates: int = 100
     history_len: int = 150
     protocol: str = "last"
-    train_samples_per_user: Union[int, str] = 20  # an int, or "all"
+    train_samples_per_user: Union[int, str] = 10  # an int, or "all"
     eval_samples_per_user: int = 10
     llm_history_len: int = 10
     kar_llm_history_max: int = 30

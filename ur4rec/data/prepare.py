@@ -79,6 +79,12 @@ def prepare_tables(
         samples = build_samples(seqs.filter(pl.col("split") == split), cfg.history_len)
         candidates, target_pos = candidate_lists(samples, split, seen, cfg.n_candidates, cfg.seed, name)
         tables[split] = samples.with_columns(candidates, target_pos)
+    empty = [split for split in SPLITS if tables[split].is_empty()]
+    if empty:
+        raise DataFormatError(
+            f"dataset {name!r}: no {'/'.join(empty)} lists: its users are too short for llm_history_len="
+            f"{cfg.llm_history_len} plus their targets; lower prepare.llm_history_len or eval_samples_per_user "
+            f"(in the dataset's own `prepare:` block)")
     stats = dataset_stats(tables, counts, bad, raw.notes)
     return tables, stats
 
