@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -54,7 +55,10 @@ def test_push_then_pull_shares_the_cache_and_keeps_local_shards(dvc_project, tmp
 
     # A teammate's clone: pull brings the shared shards and keeps a shard only this clone has.
     clone = tmp_path / "clone"
-    shutil.copytree(project.root, clone, ignore=shutil.ignore_patterns("llm", ".dvc"))
+    # Everything but the cache folder and DVC's own state (the code under ur4rec/llm must come along).
+    cache_folder = project.root / "data" / "cache"
+    shutil.copytree(project.root, clone, ignore=lambda d, names: [n for n in names if n == ".dvc" or (
+        Path(d) == cache_folder and n == "llm")])
     shutil.copytree(project.root / ".dvc", clone / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp"))
     local = LLMCache(clone / "data" / "cache" / "llm")
     local.append([rec("mine")])

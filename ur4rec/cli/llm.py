@@ -34,10 +34,13 @@ def generate(
 ) -> None:
     """Generate user preferences and item knowledge for a dataset into data/<dataset>/llm/."""
     from ur4rec.llm.backends import GenerationError
+    from ur4rec.llm.config import dataset_domain, llm_config
     from ur4rec.llm.generate import generate_dataset
+    from ur4rec.paths import DatasetPaths
 
     try:
-        summary = generate_dataset(read_params(params, sets), dataset)
+        values = read_params(params, sets)
+        summary = generate_dataset(llm_config(values), dataset_domain(values, dataset), DatasetPaths(dataset))
     except ParamsError as exc:
         raise typer.BadParameter(str(exc)) from exc
     except GenerationError as exc:
@@ -45,13 +48,15 @@ def generate(
         raise typer.Exit(1) from exc
     typer.echo(
         f"{dataset}: {summary['unique_prompts']} prompts, {summary['cache_hits']} cached, {summary['generated']} "
-        f"generated ({summary['output_tokens_per_s']} tok/s); statuses {json.dumps(summary['status'])}"
+        f"generated ({summary['output_tokens_per_s']} tok/s); statuses {json.dumps(summary['status'])}; "
+        f"median echo share user {summary['echo']['user'].get('echo_share_median')}, "
+        f"item {summary['echo']['item'].get('echo_share_median')}"
     )
 
 
 def _cache(params: Path, sets: list[str] | None):
+    from ur4rec.llm.cache import llm_cache
     from ur4rec.llm.config import llm_config
-    from ur4rec.llm.generate import llm_cache
 
     try:
         return llm_cache(llm_config(read_params(params, sets)))
