@@ -60,9 +60,10 @@ class Backend(abc.ABC):
 
     def _check(self, cfg: LLMConfig) -> None:
         if cfg.structured and not self.supports_structured:
+            fixes = [f for f in (self.structured_hint, "set llm.backend=vllm", "set llm.structured=false") if f]
             raise GenerationError(
                 f"llm.structured needs grammar-constrained decoding, which the {self.name} backend lacks here: "
-                f"{self.structured_hint}, set llm.backend=vllm, or set llm.structured=false"
+                + ", or ".join(fixes)
             )
 
     def reconfigure(self, cfg: LLMConfig) -> "Backend":
