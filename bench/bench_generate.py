@@ -38,7 +38,7 @@ SHARED = Path(os.environ.get("UR4REC_SHARED_DATA", REPO.parent / "shared" / "dat
 def real_jobs(params, n: int, backend, workdir: Path):
     """n prompts (half users, half items) of real ml-100k, prepared by the real prepare stage."""
     from ur4rec.data.prepare import prepare_dataset
-    from ur4rec.llm.generate import build_jobs, read_prepared
+    from ur4rec.llm.jobs import build_jobs, read_prepared
     from ur4rec.paths import DatasetPaths
 
     paths = DatasetPaths("ml-100k", workdir)
@@ -56,7 +56,7 @@ def prefix_counters(llm) -> tuple[float, float]:
 
 def run_stage(jobs, backend, cfg, workdir: Path) -> dict:
     from ur4rec.llm.cache import LLMCache
-    from ur4rec.llm.generate import answer_missing
+    from ur4rec.llm.answer import answer_missing
 
     llm = backend._engine()
     llm.reset_prefix_cache()
@@ -118,7 +118,7 @@ def main() -> None:
     from ur4rec.llm.config import llm_config
 
     params = load_params(REPO / "params.yaml", [
-        "llm.backend=vllm", f"llm.sampling.max_new_tokens={args.max_new_tokens}", "llm.vllm.log_stats=true",
+        "llm.backend=vllm", "llm.structured=false", f"llm.sampling.max_new_tokens={args.max_new_tokens}", "llm.vllm.log_stats=true",
         f"llm.templates.user={REPO / 'templates/user_preference.yaml'}",
         f"llm.templates.item.movie={REPO / 'templates/item_movie.yaml'}",
     ])

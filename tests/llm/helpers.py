@@ -19,6 +19,17 @@ DATASET = "ml-100k"
 # Small enough for 10 candidates per sample; after 5-core: 16 users + 20 items = 36 prompts.
 FIXTURE = dict(n_users=16, n_items=24, per_user=10)
 PREPARE = ("prepare.n_candidates=10", "prepare.llm_history_len=5")
+# Small schemas, so the tiny random model's answers fit in few tokens.
+USER_SCHEMA = """instruction: Summarise this user's taste as JSON.
+schema:
+  type: object
+  properties:
+    liked: {title: likes, type: array, items: {enum: categories}, minItems: 1, maxItems: 2, uniqueItems: true}
+    note: {title: note, type: string, pattern: "^[a-z]{1,6}$"}
+  required: [liked, note]
+  additionalProperties: false
+"""
+ITEM_SCHEMA = USER_SCHEMA.replace("this user's taste", "{{ title }}").replace("liked", "genres").replace("likes", "genres")
 
 
 def build_llama(out: Path, tokenizer_dir: str, mode: str = "random") -> Path:
@@ -62,11 +73,12 @@ def _make_constant(model: LlamaForCausalLM, tok, both_eos: bool) -> None:
 
 def prepared_dataset(root: Path) -> DatasetPaths:
     """Run the real prepare stage on the MovieLens-100K fixture into `root`."""
-    from ur4rec.data.prepare import prepare_dataset
+    from ur4rec.runs.data import prepare
+    from ur4rec.runs.settings import load_settings
 
     raw = write_ml100k(root / "raw-src", **FIXTURE)
     paths = DatasetPaths(DATASET, root)
-    prepare_dataset(load_params(REPO_ROOT / "params.yaml", list(PREPARE)), DATASET, raw_dir=raw, out=paths.prepared)
+    prepare(load_settings(REPO_ROOT / "params.yaml", list(PREPARE)), DATASET, raw_dir=raw, root=root)
     return paths
 
 
@@ -81,11 +93,32 @@ def llm_params(model: str | Path, backend: str = "transformers", *overrides: str
     params = load_params(REPO_ROOT / "params.yaml")
     base = [
         f"llm.backend={backend}", f"llm.model={model}", "llm.dtype=float32", "llm.sampling.max_new_tokens=8",
+        "llm.structured=false",  # free text unless a test asks for structured outputs
         "llm.batch_size=16", "llm.flush_every=8", "llm.vllm.enforce_eager=true", "llm.vllm.max_model_len=1024",
         f"llm.templates.user={REPO_ROOT / 'templates/user_preference.yaml'}",
     ]
     for domain in ("movie", "game", "book", "product"):
         base.append(f"llm.templates.item.{domain}={REPO_ROOT / f'templates/item_{domain}.yaml'}")
+        for kind in ("user", "item"):
+            base.append(f"llm.schemas.{kind}.{domain}={REPO_ROOT / f'templates/{kind}_{domain}.schema.yaml'}")
     for item in (*base, *overrides):
         apply_override(params, item)
     return params
+
+
+def run_stage(params: dict[str, Any], paths: DatasetPaths, backend=None) -> dict[str, Any]:
+    """The generate stage as `stages/generate.py` calls it, on `paths`."""
+    from ur4rec.llm.generate import generate_dataset
+    from ur4rec.runs.settings import parse_settings
+
+    settings = parse_settings(params)
+    return generate_dataset(settings.llm, settings.dataset_config(paths.name).domain, paths, backend=backend)
+
+
+def structured_params(tmp_path: Path, model: str | Path, *overrides: str, backend: str = "vllm") -> dict[str, Any]:
+    """Structured outputs with the small schemas above, written to `tmp_path`."""
+    (tmp_path / "user.schema.yaml").write_text(USER_SCHEMA)
+    (tmp_path / "item.schema.yaml").write_text(ITEM_SCHEMA)
+    return llm_params(model, backend, "llm.structured=true", "llm.sampling.max_new_tokens=48",
+                      f"llm.schemas.user.movie={tmp_path / 'user.schema.yaml'}",
+                      f"llm.schemas.item.movie={tmp_path / 'item.schema.yaml'}", *overrides)

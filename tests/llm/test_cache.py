@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ur4rec.llm.cache import CacheError, LLMCache, cache_key, read_shard
+from ur4rec.llm.cache import SCHEMA, CacheError, LLMCache, cache_key, read_shard
 
 
 def rec(key: str, text: str = "t", status: str = "ok", model: str = "m") -> dict:
@@ -20,6 +24,24 @@ def test_key_depends_on_model_sampling_and_prompt():
     assert len({base, cache_key("m2", "s", "hello"), cache_key("m", "s2", "hello"), cache_key("m", "s", "hello ")}) == 4
     # No ambiguity from how the parts are joined.
     assert cache_key("a", "bc", "d") != cache_key("ab", "c", "d")
+
+
+def test_an_output_schema_is_part_of_the_key_and_free_text_keys_are_unchanged():
+    free = cache_key("m", "s", "p")
+    assert len({free, cache_key("m", "s", "p", "json_schema|a"), cache_key("m", "s", "p", "json_schema|b")}) == 3
+    # Free-text keys are those written before structured outputs existed, so old caches stay valid.
+    assert free == hashlib.sha256(json.dumps(["m", "s", "p"]).encode()).hexdigest()
+
+
+def test_shards_written_before_the_structured_columns_read_them_as_null(tmp_path):
+    old = pa.Table.from_pylist([rec("a")], schema=pa.schema([f for f in SCHEMA if f.name not in ("raw", "schema_fingerprint")]))
+    pq.write_table(old, tmp_path / "20200101T000000000000-1-abcdef12.parquet")
+    cache = LLMCache(tmp_path)
+    assert cache.get("a")["raw"] is None and cache.get("a")["schema_fingerprint"] is None
+    cache.append([{**rec("b"), "raw": '{"x": 1}', "schema_fingerprint": "f"}])
+    cache.compact()
+    fresh = LLMCache(tmp_path)
+    assert fresh.get("a")["raw"] is None and fresh.get("b")["raw"] == '{"x": 1}'
 
 
 def test_append_writes_one_readable_shard_per_flush(tmp_path):

@@ -6,13 +6,14 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import REPO_ROOT
 from tests.llm.test_cache import rec
-from ur4rec.cli import app
+from ur4rec.cli.app import app
 from ur4rec.llm.cache import LLMCache
 
 runner = CliRunner()
@@ -48,13 +49,16 @@ def test_push_then_pull_shares_the_cache_and_keeps_local_shards(dvc_project, tmp
     project.run("dvc", "remote", "add", "-d", "team", str(remote))
     cache = LLMCache(project.root / "data" / "cache" / "llm")
     cache.append([rec("team-1"), rec("team-2")])
-    cli = [sys.executable, "-c", "from ur4rec.cli import main; main()", "cache"]
+    cli = [sys.executable, "-c", "from ur4rec.cli.app import main; main()", "cache"]
     project.run(*cli, "push")
     assert (project.root / "data" / "cache" / "llm.dvc").exists() and any(remote.rglob("*"))
 
     # A teammate's clone: pull brings the shared shards and keeps a shard only this clone has.
     clone = tmp_path / "clone"
-    shutil.copytree(project.root, clone, ignore=shutil.ignore_patterns("llm", ".dvc"))
+    # Everything but the cache folder and DVC's own state (the code under ur4rec/llm must come along).
+    cache_folder = project.root / "data" / "cache"
+    shutil.copytree(project.root, clone, ignore=lambda d, names: [n for n in names if n == ".dvc" or (
+        Path(d) == cache_folder and n == "llm")])
     shutil.copytree(project.root / ".dvc", clone / ".dvc", ignore=shutil.ignore_patterns("cache", "tmp"))
     local = LLMCache(clone / "data" / "cache" / "llm")
     local.append([rec("mine")])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -13,12 +14,11 @@ import urllib.request
 import polars as pl
 import pytest
 
-from tests.llm.helpers import DATASET, copy_prepared, llm_params
+from tests.llm.helpers import copy_prepared, llm_params, run_stage, structured_params
 from ur4rec.llm.backends import GenerationError, make_backend
 from ur4rec.llm.backends.vllm_backend import _cpu_env_defaults
 from ur4rec.llm.cache import LLMCache
 from ur4rec.llm.config import llm_config
-from ur4rec.llm.generate import generate_dataset
 from ur4rec.paths import cache_dir
 
 pytestmark = pytest.mark.slow
@@ -49,7 +49,10 @@ def server(tiny_llama, tmp_path_factory):
     env.pop("VLLM_ENABLE_V1_MULTIPROCESSING")  # the server runs its engine in a child process
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_llama),
            "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--max-model-len", "1024",
-           "--enforce-eager", "--max-num-seqs", "16"]
+           "--enforce-eager", "--max-num-seqs", "16",
+           # As docs/llm.md advises for a server answering structured requests: compact JSON (per-request
+           # whitespace settings are ignored by vLLM 0.32; without this, small models pad with whitespace).
+           "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}']
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
@@ -75,22 +78,37 @@ def test_chat_and_completions_endpoints_fill_the_stage_outputs(server, tmp_path,
     pl.read_parquet(paths.prepared / "users.parquet").head(3).write_parquet(paths.prepared / "users.parquet")
     chat = llm_params(tiny_llama, "openai", f"llm.openai.base_url={server}", "llm.openai.api_key_env=UR4REC_TEST_KEY",
                       "llm.openai.concurrency=4")
-    summary = generate_dataset(chat, DATASET, paths.root)
+    summary = run_stage(chat, paths)
     users, items = (pl.read_parquet(paths.llm / n) for n in ("user_preferences.parquet", "item_knowledge.parquet"))
     assert summary["backend"] == "openai" and summary["generated"] == summary["unique_prompts"] == users.height + items.height
     assert (items["n_output_tokens"] > 0).all() and (items["n_prompt_tokens"] > 0).all()
     assert set(items["finish_reason"]) <= {"stop", "length"} and "failed" not in set(items["status"])
-    assert generate_dataset(chat, DATASET, paths.root)["generated"] == 0
+    assert run_stage(chat, paths)["generated"] == 0
 
     # completions: the prompt is rendered here with the chat template, exactly as the local engines do.
     completions = llm_params(tiny_llama, "openai", f"llm.openai.base_url={server}", "llm.openai.endpoint=completions")
-    summary = generate_dataset(completions, DATASET, paths.root)
+    summary = run_stage(completions, paths)
     assert summary["generated"] == summary["unique_prompts"]
     cache = LLMCache(cache_dir("llm", paths.root))
     prompts = [cache.get(h)["prompt"] for h in pl.read_parquet(paths.llm / "item_knowledge.parquet")["prompt_hash"]]
     assert all(p.startswith("<|im_start|>system\n") and p.endswith("<|im_start|>assistant\n") for p in prompts)
     blob = b"".join(p.read_bytes() for p in paths.root.rglob("*") if p.is_file())
     assert b"sk-test-secret-value" not in blob  # the key is never written anywhere
+
+
+@pytest.mark.parametrize("endpoint", ["chat", "completions"])
+def test_structured_outputs_go_to_the_server_as_a_json_schema(server, tmp_path, prepared, tiny_llama, endpoint):
+    paths = copy_prepared(prepared, tmp_path / "data")
+    pl.read_parquet(paths.prepared / "users.parquet").head(3).write_parquet(paths.prepared / "users.parquet")
+    params = structured_params(tmp_path, tiny_llama, f"llm.openai.base_url={server}", f"llm.openai.endpoint={endpoint}",
+                               backend="openai")
+    summary = run_stage(params, paths)
+    assert summary["generated"] == summary["unique_prompts"] and summary["schema_violations"] < summary["unique_prompts"]
+    items = pl.read_parquet(paths.llm / "item_knowledge.parquet")
+    ok = items.filter(pl.col("status") == "ok")
+    assert ok.height > items.height // 2 and set(items["setting"]) == {"structured"}
+    for raw, text in zip(ok["raw"], ok["text"]):
+        assert text.startswith("genres: ") and set(json.loads(raw)) == {"genres", "note"}
 
 
 def test_unreachable_server_is_a_clear_error(tiny_llama):

@@ -7,9 +7,8 @@ import os
 import polars as pl
 import pytest
 
-from tests.llm.helpers import DATASET, copy_prepared, llm_params
+from tests.llm.helpers import copy_prepared, llm_params, run_stage
 from ur4rec.llm.cache import LLMCache
-from ur4rec.llm.generate import generate_dataset
 from ur4rec.llm.parallel import device_groups
 from ur4rec.paths import cache_dir
 
@@ -21,7 +20,7 @@ def test_two_workers_share_the_work_and_the_run_completes(tmp_path, prepared, ti
     paths = copy_prepared(prepared, tmp_path / "data")
     pl.read_parquet(paths.prepared / "users.parquet").head(4).write_parquet(paths.prepared / "users.parquet")
     params = llm_params(tiny_llama, "transformers", "llm.data_parallel_size=2", "llm.sampling.max_new_tokens=4")
-    summary = generate_dataset(params, DATASET, paths.root)
+    summary = run_stage(params, paths)
     assert summary["generated"] == summary["unique_prompts"] and summary["cache_hits"] == 0
     writers = {shard.name.split("-")[1] for shard in LLMCache(cache_dir("llm", paths.root)).shards()}
     assert len(writers) == 2 and str(os.getpid()) not in writers  # both workers wrote, the parent did not

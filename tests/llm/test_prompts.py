@@ -16,6 +16,8 @@ from ur4rec.llm.prompts import (
     ChatRenderer, TemplateError, item_context, load_template, one_line, parse_attributes, user_context,
 )
 
+INSTRUCTION = "Write one concise paragraph"
+
 TEMPLATES = REPO_ROOT / "templates"
 DOMAINS = ("movie", "game", "book", "product")
 AWKWARD = [
@@ -88,7 +90,27 @@ def test_instruction_first_so_prompts_share_a_prefix(user_tpl, tokenizer):
     a = renderer.render(user_tpl.messages(**user_context(a_user([1], gender="M"), items, "game")))
     b = renderer.render(user_tpl.messages(**user_context(a_user([2], age="40"), items, "game")))
     shared = os.path.commonprefix([a, b])
-    assert "Write one concise paragraph" in shared and "Alpha" not in shared
+    assert INSTRUCTION in shared and "Alpha" not in shared
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_data_first_puts_the_instruction_last(user_tpl, domain):
+    items = items_by_id(["Alpha"])
+    context = user_context(a_user([1], gender="F"), items, domain)
+    (system, msg) = user_tpl.messages("data_first", **context)
+    assert msg["content"].startswith("User profile: female.") and msg["content"].endswith("do not repeat the list.")
+    parts = user_tpl.parts(**context)
+    assert msg["content"] == parts.data + "\n\n" + parts.instruction
+    assert user_tpl.messages("instruction_first", **context)[1]["content"] == parts.instruction + "\n\n" + parts.data
+    assert system == user_tpl.messages("instruction_first", **context)[0]
+    item_tpl = load_template(TEMPLATES / f"item_{domain}.yaml")
+    (_, item_msg) = item_tpl.messages("data_first", **item_context({"item_id": 1, "title": "Alpha"}, domain))
+    assert item_msg["content"].endswith(INSTRUCTION + ".") and '"Alpha"' in item_msg["content"].split("\n")[0]
+
+
+def test_an_unknown_prompt_order_is_refused(user_tpl):
+    with pytest.raises(TemplateError, match="llm.prompt_order"):
+        user_tpl.messages("random", **user_context(a_user([1]), items_by_id(["Alpha"]), "movie"))
 
 
 def test_prompts_list_exactly_the_prepared_llm_history(prepared, user_tpl):
@@ -108,7 +130,7 @@ def test_chat_template_of_the_model_is_applied(user_tpl, tokenizer):
     msgs = user_tpl.messages(**user_context(a_user([1]), items_by_id(["Alpha"]), "book"))
     prompt = ChatRenderer(tokenizer).render(msgs)
     assert prompt.startswith("<|im_start|>system\nYou are a recommendation expert")
-    assert "<|im_start|>user\nYour task is to summarise" in prompt
+    assert "<|im_start|>user\nYour task is to summarise" in prompt  # instruction_first, the default order
     assert prompt.endswith("<|im_start|>assistant\n")
 
 
@@ -132,10 +154,11 @@ def test_model_without_chat_template_is_refused(tokenizer):
 @pytest.mark.parametrize(
     "content, match",
     [
-        ("user: [unclosed", "not valid YAML"),
-        ("system: hi\n", "needs a `user:`"),
-        ("user: hi\nextra: x\n", "unknown key"),
-        ("user: |\n  ok\n  {% for x in %}\n", "line 2"),
+        ("data: [unclosed", "not valid YAML"),
+        ("system: hi\ndata: x\n", "needs `instruction:` and `data:`"),
+        ("user: hi\n", "unknown key.*'user'"),
+        ("instruction: hi\ndata: x\nextra: x\n", "unknown key"),
+        ("instruction: hi\ndata: |\n  ok\n  {% for x in %}\n", "data: line 2"),
     ],
 )
 def test_bad_template_files_name_the_file(tmp_path, content, match):
@@ -147,7 +170,7 @@ def test_bad_template_files_name_the_file(tmp_path, content, match):
 
 def test_unknown_variable_names_the_template(tmp_path):
     path = tmp_path / "typo.yaml"
-    path.write_text("user: 'Movie {{ titel }}'\n")
+    path.write_text("instruction: Describe it.\ndata: 'Movie {{ titel }}'\n")
     with pytest.raises(TemplateError, match="typo.yaml.*titel"):
         load_template(path).messages(title="x")
 

@@ -13,9 +13,8 @@ import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT
-from tests.llm.helpers import DATASET, copy_prepared, llm_params
+from tests.llm.helpers import DATASET, copy_prepared, llm_params, run_stage
 from ur4rec.llm.cache import LLMCache
-from ur4rec.llm.generate import generate_dataset
 from ur4rec.paths import cache_dir
 
 pytestmark = pytest.mark.slow
@@ -42,7 +41,7 @@ def test_kill_9_after_a_flush_then_rerun_finishes_without_regenerating(tmp_path,
     params_file.write_text(yaml.safe_dump(params))
     env = dict(os.environ, UR4REC_DATA=str(paths.root), PYTHONPATH=str(REPO_ROOT))
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from ur4rec.cli import main; main()", "generate", "--dataset", DATASET,
+        [sys.executable, "-c", "from ur4rec.cli.app import main; main()", "generate", "--dataset", DATASET,
          "--params", str(params_file)],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
@@ -57,7 +56,7 @@ def test_kill_9_after_a_flush_then_rerun_finishes_without_regenerating(tmp_path,
     assert not (paths.llm / "user_preferences.parquet").exists()  # outputs only appear complete
 
     # The rerun may use another engine: keys hold the model and sampling, not the backend.
-    summary = generate_dataset(llm_params(tiny_llama, "vllm"), DATASET, paths.root, backend=vllm_backend)
+    summary = run_stage(llm_params(tiny_llama, "vllm"), paths, vllm_backend)
     assert summary["cache_hits"] == len(flushed) < summary["unique_prompts"]
     assert summary["generated"] == summary["unique_prompts"] - len(flushed)
 

@@ -34,12 +34,14 @@ def generate(dataset: DatasetOpt, params: ParamsOpt = DEFAULT_PARAMS, sets: SetO
     summary = run_generate(read_settings(params, sets), dataset)
     typer.echo(
         f"{dataset}: {summary['unique_prompts']} prompts, {summary['cache_hits']} cached, {summary['generated']} "
-        f"generated ({summary['output_tokens_per_s']} tok/s); statuses {json.dumps(summary['status'])}"
+        f"generated ({summary['output_tokens_per_s']} tok/s); statuses {json.dumps(summary['status'])}; "
+        f"median echo share user {summary['echo']['user'].get('echo_share_median')}, "
+        f"item {summary['echo']['item'].get('echo_share_median')}"
     )
 
 
 def _cache(params: Path, sets: list[str] | None):
-    from ur4rec.llm.generate import llm_cache
+    from ur4rec.llm.cache import llm_cache
 
     return llm_cache(read_settings(params, sets).llm)
 

@@ -1,7 +1,8 @@
 """Content-addressed store of LLM outputs, shared by every dataset, experiment and team member.
 
-An entry's key is sha256(model identity, sampling fingerprint, rendered prompt): the same question to the
-same model with the same settings is answered once, whatever dataset or run asks it. Entries live in a
+An entry's key is sha256(model identity, sampling fingerprint, rendered prompt[, output schema]): the same
+question to the same model with the same settings is answered once, whatever dataset or run asks it. Free
+text has no schema part, so its keys are those of caches written before structured outputs existed. Entries live in a
 modest number of append-only Parquet shards under `data/cache/llm/`: each flush writes one new shard
 atomically (temp file + rename), so a crash or kill -9 loses at most the unflushed outputs and never leaves
 a half-written shard. Shard names are unique (time + random), so two processes, or two people's caches
@@ -32,6 +33,8 @@ import pyarrow.parquet as pq
 
 from ur4rec.errors import UserError
 from ur4rec.io import write_parquet
+from ur4rec.llm.config import LLMConfig
+from ur4rec.paths import DATA_ROOT, cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,8 @@ SCHEMA = pa.schema(
         ("sampling_fingerprint", pa.string()),
         ("prompt", pa.string()),
         ("text", pa.string()),
+        ("raw", pa.string()),  # structured outputs: the JSON as generated (`text` is its rendering); else null
+        ("schema_fingerprint", pa.string()),  # structured outputs: OutputSchema.fingerprint; else null
         ("n_prompt_tokens", pa.int32()),
         ("n_output_tokens", pa.int32()),
         ("finish_reason", pa.string()),
@@ -53,12 +58,17 @@ SCHEMA = pa.schema(
 )
 
 
+ADDED_LATER = ("raw", "schema_fingerprint")
+
+
 class CacheError(UserError, RuntimeError):
     """A shard cannot be read; the message names it."""
 
 
-def cache_key(model_identity: str, sampling_fingerprint: str, prompt: str) -> str:
-    blob = json.dumps([model_identity, sampling_fingerprint, prompt], ensure_ascii=False).encode("utf-8")
+def cache_key(model_identity: str, sampling_fingerprint: str, prompt: str, schema: str = "") -> str:
+    """`schema`: the output constraint (`OutputSchema.key_part`), empty for free text."""
+    parts = [model_identity, sampling_fingerprint, prompt, *([schema] if schema else [])]
+    blob = json.dumps(parts, ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()
 
 
@@ -214,6 +224,10 @@ def read_shard(path: Path) -> list[dict[str, Any]]:
 
 
 def _conformed(table: pa.Table, path: Path) -> pa.Table:
+    # Shards written before structured outputs existed lack their columns: those read as null.
+    for name in ADDED_LATER:
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, SCHEMA.field(name).type))
     missing = [name for name in SCHEMA.names if name not in table.column_names]
     if missing:
         raise CacheError(f"LLM cache shard {path} lacks column(s) {missing}")
@@ -229,6 +243,11 @@ def _conformed(table: pa.Table, path: Path) -> pa.Table:
 def _brief(exc: BaseException) -> str:
     """The first line of a reader's complaint, for a one-line message."""
     return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+
+
+def llm_cache(cfg: LLMConfig, root: Path = DATA_ROOT) -> LLMCache:
+    """The cache folder `llm.cache_dir` names (default data/cache/llm under `root`)."""
+    return LLMCache(Path(cfg.cache_dir) if cfg.cache_dir else cache_dir("llm", root))
 
 
 def _row(record: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 from ur4rec.config import ParamsError, get_path, section
+from ur4rec.llm.prompts import PROMPT_ORDERS
 
 BACKENDS = ("auto", "vllm", "transformers", "openai")
 STATUSES = ("ok", "empty", "truncated", "degenerate", "failed")
@@ -65,6 +66,20 @@ class TemplatesConfig:
     )
 
 
+def _per_domain(kind: str) -> dict[str, str]:
+    return {d: f"templates/{kind}_{d}.schema.yaml" for d in ("movie", "game", "book", "product")}
+
+
+@dataclass(frozen=True)
+class SchemasConfig:
+    """Structured outputs (`llm.structured`): one schema file per kind and item domain, and the category enum."""
+
+    user: dict[str, str] = field(default_factory=lambda: _per_domain("user"))
+    item: dict[str, str] = field(default_factory=lambda: _per_domain("item"))
+    max_categories: int = 40  # the enum holds at most this many of the dataset's categories, most frequent first
+    min_category_items: int = 2  # categories on fewer items stay out of the enum (ml-100k's `unknown`)
+
+
 @dataclass(frozen=True)
 class QualityConfig:
     # Statuses worth another try with a new seed; `truncated` is off by default because at small
@@ -88,10 +103,14 @@ class LLMConfig:
     # >1: that many engine processes split the uncached prompts, each on its own tensor_parallel_size GPUs.
     data_parallel_size: int = 1
     cache_dir: str = ""  # empty: data/cache/llm
+    # true: outputs follow a JSON schema per kind (ur4rec.llm.structured); false: free text, as in the paper.
+    structured: bool = False
+    prompt_order: str = "instruction_first"  # instruction_first | data_first (ur4rec.llm.prompts.compose)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     vllm: VllmConfig = field(default_factory=VllmConfig)
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
     templates: TemplatesConfig = field(default_factory=TemplatesConfig)
+    schemas: SchemasConfig = field(default_factory=SchemasConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
 
     def __post_init__(self) -> None:
@@ -102,6 +121,10 @@ class LLMConfig:
             raise ParamsError(f"llm.quality.retry_on: unknown status(es) {bad}; choose from {STATUSES[1:4]}")
         if self.openai.endpoint not in ("chat", "completions"):
             raise ParamsError(f"llm.openai.endpoint: {self.openai.endpoint!r} is not 'chat' or 'completions'")
+        if self.prompt_order not in PROMPT_ORDERS:
+            raise ParamsError(f"llm.prompt_order: {self.prompt_order!r} is not one of {PROMPT_ORDERS}")
+        if self.schemas.max_categories < 1:
+            raise ParamsError("llm.schemas.max_categories must be >= 1")
         for name in ("batch_size", "flush_every", "data_parallel_size"):
             if getattr(self, name) < 1:
                 raise ParamsError(f"llm.{name} must be >= 1")

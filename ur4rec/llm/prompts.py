@@ -1,13 +1,15 @@
-"""Prompt templates f_u and f_i (paper §3.1): files with a system and a user message, rendered with Jinja.
+"""Prompt templates f_u and f_i (paper §3.1): files with a system message, an instruction and a data block,
+rendered with Jinja.
 
-A template file is YAML with `system` (optional) and `user` keys, each a Jinja template. Data from the
+A template file is YAML with `system` (optional), `instruction` and `data` keys, each a Jinja template. The
+user message is the instruction and the data block in the order `llm.prompt_order` asks for (`compose`):
+instruction first gives every prompt of a kind one long shared prefix for vLLM's prefix cache; data first
+puts the task last, where small instruct models follow it best (measured in docs/llm.md). Keeping the
+data block separate also tells the echo measure (`ur4rec.llm.echo`) which text an output must not copy. Data from the
 datasets (titles, categories, profile fields) only ever enters as template *variables*, never as template
 source, and autoescaping is off: quotes, braces, `{{ }}`, `$name`, newlines and non-ASCII in a title come out
 verbatim and cannot break or inject into the template. The rendered messages then go through the model's
 own chat template (`ChatRenderer`), so the engine sees exactly the format the model was tuned on.
-
-Templates put the shared instruction first and the per-user / per-item part last, so prompts of one kind
-share a long common prefix that vLLM's prefix cache reuses.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import yaml
 from ur4rec.errors import UserError
 
 Messages = tuple[Mapping[str, str], ...]
+PROMPT_ORDERS = ("instruction_first", "data_first")
+TEMPLATE_KEYS = ("system", "instruction", "data")
 
 
 class TemplateError(UserError, ValueError):
@@ -58,44 +62,79 @@ def _environment() -> jinja2.Environment:
 
 
 @dataclass(frozen=True)
+class PromptParts:
+    """One rendered prompt before it is put in order: what the model is told and the data it works on."""
+
+    system: str | None
+    instruction: str
+    data: str
+
+
+def compose(parts: PromptParts, order: str) -> Messages:
+    """The chat messages: the system message, then instruction and data in `order` as one user message."""
+    if order not in PROMPT_ORDERS:
+        raise TemplateError(f"llm.prompt_order: {order!r} is not one of {PROMPT_ORDERS}")
+    blocks = (parts.instruction, parts.data) if order == "instruction_first" else (parts.data, parts.instruction)
+    user = {"role": "user", "content": "\n\n".join(b for b in blocks if b)}
+    return ({"role": "system", "content": parts.system}, user) if parts.system else (user,)
+
+
+@dataclass(frozen=True)
 class PromptTemplate:
     path: Path
     system: jinja2.Template | None
-    user: jinja2.Template
+    instruction: jinja2.Template
+    data: jinja2.Template
 
-    def messages(self, **context: Any) -> Messages:
-        """Render the chat messages for one user or item."""
+    def parts(self, instruction: jinja2.Template | None = None, **context: Any) -> PromptParts:
+        """Render one user's or item's prompt; `instruction` replaces the file's own (structured outputs)."""
         try:
-            out = []
-            if self.system is not None:
-                out.append({"role": "system", "content": self.system.render(**context).strip()})
-            out.append({"role": "user", "content": self.user.render(**context).strip()})
+            return PromptParts(
+                system=self.system.render(**context).strip() if self.system is not None else None,
+                instruction=(instruction or self.instruction).render(**context).strip(),
+                data=self.data.render(**context).strip(),
+            )
         except jinja2.TemplateError as exc:
             raise TemplateError(f"{self.path}: cannot render: {exc}") from exc
-        return tuple(out)
+
+    def messages(self, order: str = "instruction_first", **context: Any) -> Messages:
+        return compose(self.parts(**context), order)
 
 
-def load_template(path: str | Path) -> PromptTemplate:
-    """Read a template file (YAML with `system` and `user`), compiling both parts; errors name the file."""
-    path = Path(path)
+def compile_text(source: str, path: Path, key: str) -> jinja2.Template:
+    """Compile one Jinja text of a template or schema file; syntax errors name the file and line."""
+    try:
+        return _environment().from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"{path}: {key}: line {exc.lineno}: {exc.message}") from exc
+
+
+def read_yaml(path: Path, what: str) -> dict[str, Any]:
+    """A template or schema file as a mapping; a missing or malformed file is an error naming it."""
     if not path.is_file():
-        raise TemplateError(f"prompt template not found: {path} (see llm.templates in params.yaml)")
+        raise TemplateError(f"{what} not found: {path} (see llm.templates / llm.schemas in params.yaml)")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise TemplateError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("user"), str):
-        raise TemplateError(f"{path}: needs a `user:` text (and optionally `system:`)")
-    unknown = sorted(set(data) - {"system", "user"})
+    if not isinstance(data, dict):
+        raise TemplateError(f"{path}: must be a mapping")
+    return data
+
+
+def load_template(path: str | Path) -> PromptTemplate:
+    """Read a template file (YAML with `system`, `instruction`, `data`), compiling each; errors name the file."""
+    path = Path(path)
+    data = read_yaml(path, "prompt template")
+    unknown = sorted(set(data) - set(TEMPLATE_KEYS))
     if unknown:
-        raise TemplateError(f"{path}: unknown key(s) {unknown}; a template has only `system` and `user`")
-    env = _environment()
-    try:
-        system = env.from_string(data["system"]) if data.get("system") else None
-        user = env.from_string(data["user"])
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"{path}: line {exc.lineno}: {exc.message}") from exc
-    return PromptTemplate(path, system, user)
+        raise TemplateError(f"{path}: unknown key(s) {unknown}; a template has {list(TEMPLATE_KEYS)}")
+    missing = [k for k in ("instruction", "data") if not isinstance(data.get(k), str)]
+    if missing:
+        raise TemplateError(f"{path}: needs `instruction:` and `data:` texts (missing {missing})")
+    system = compile_text(data["system"], path, "system") if data.get("system") else None
+    return PromptTemplate(path, system, compile_text(data["instruction"], path, "instruction"),
+                          compile_text(data["data"], path, "data"))
 
 
 # ---------------------------------------------------------------- template variables from prepared tables

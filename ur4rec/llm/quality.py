@@ -3,7 +3,8 @@ at the token limit, or fall into a loop repeating one phrase. Each output gets a
 it, so the encoder and the report can see (and count) what they are working with.
 
 Statuses, most severe first: `empty` (nothing usable), `degenerate` (repetition loop), `truncated` (hit the
-token limit), `ok`. `failed` (the engine or server returned an error) is assigned by the caller.
+token limit), `ok`. `failed` (the engine or server returned an error) is assigned by the caller, and so is
+`degenerate` for a structured answer whose JSON does not parse or match its schema (`ur4rec.llm.answer`).
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ class Request:
     prompt: str  # rendered prompt text
     messages: Messages
     seed: int
+    schema: str | None = None  # JSON schema (canonical JSON) the output must follow; None: free text
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,21 @@ class Completion:
 
 class Backend(abc.ABC):
     name: str = "base"
+    supports_structured: bool = True  # can constrain decoding to a JSON schema (Request.schema)
+    structured_hint: str = ""  # what to install when it cannot
 
     def __init__(self, cfg: LLMConfig, model: ResolvedModel):
+        self._check(cfg)
         self.cfg = cfg
         self.model = model
+
+    def _check(self, cfg: LLMConfig) -> None:
+        if cfg.structured and not self.supports_structured:
+            fixes = [f for f in (self.structured_hint, "set llm.backend=vllm", "set llm.structured=false") if f]
+            raise GenerationError(
+                f"llm.structured needs grammar-constrained decoding, which the {self.name} backend lacks here: "
+                + ", or ".join(fixes)
+            )
 
     def reconfigure(self, cfg: LLMConfig) -> "Backend":
         """Take new per-run settings (sampling, quality, batching of outputs) without restarting the engine."""
@@ -60,6 +72,7 @@ class Backend(abc.ABC):
         changed = [name for name in fixed if getattr(cfg, name) != getattr(self.cfg, name)]
         if changed:
             raise GenerationError(f"a running {self.name} engine cannot change llm.{', llm.'.join(changed)}; start a new one")
+        self._check(cfg)
         self.cfg = cfg
         return self
 

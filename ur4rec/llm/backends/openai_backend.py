@@ -4,10 +4,13 @@ The key is read from the environment variable named by `llm.openai.api_key_env` 
 local server without authentication needs none. With `endpoint: chat` the server applies the chat
 template, so the cache identity of a prompt is its messages; with `endpoint: completions` the prompt is
 rendered here with the model's tokenizer, exactly as the local engines do, so entries are shared with them.
+Structured outputs go as `response_format` (a JSON schema), which OpenAI's chat API and vLLM's server (chat
+and completions) accept; a server that does not answers with an error, stored as a `failed` output.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Iterable, Iterator
@@ -82,15 +85,18 @@ class OpenAIBackend(Backend):
             extra["top_k"] = s.top_k
         if s.repetition_penalty != 1.0:
             extra["repetition_penalty"] = s.repetition_penalty
+        fmt = {"response_format": _json_schema_format(request.schema)} if request.schema else {}
         try:
             if self.cfg.openai.endpoint == "chat":
                 resp = client.chat.completions.create(
-                    messages=[dict(m) for m in request.messages], extra_body=extra or None, **common
+                    messages=[dict(m) for m in request.messages], extra_body=extra or None, **common, **fmt
                 )
                 text = resp.choices[0].message.content or ""
             else:
                 # The prompt already holds the chat template's special tokens.
                 extra["add_special_tokens"] = False
+                # The completions API has no response_format parameter; vLLM's server reads it from the body.
+                extra.update(fmt)
                 resp = client.completions.create(prompt=request.prompt, extra_body=extra, **common)
                 text = resp.choices[0].text or ""
         except openai.APIConnectionError as exc:
@@ -115,3 +121,7 @@ class OpenAIBackend(Backend):
             n_output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
             finish_reason=str(resp.choices[0].finish_reason or "stop"),
         )
+
+
+def _json_schema_format(schema: str) -> dict:
+    return {"type": "json_schema", "json_schema": {"name": "output", "schema": json.loads(schema), "strict": True}}

@@ -1,0 +1,184 @@
+"""Answering the prompts the cache does not hold: generate, judge, retry, flush.
+
+Misses are generated sorted by prompt text (prompts sharing a prefix run together, so vLLM's prefix cache
+hits), and finished outputs are flushed to the cache every `llm.flush_every` prompts: a killed run loses at
+most that many, and the rerun starts where it stopped. Outputs whose status is in `llm.quality.retry_on`
+are retried with the next seed, up to `llm.quality.max_retries` times; the final status is stored either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from ur4rec.llm.backends import Backend, Completion, Request
+from ur4rec.llm.cache import LLMCache
+from ur4rec.llm.config import LLMConfig, QualityConfig
+from ur4rec.llm.jobs import Job
+from ur4rec.llm.quality import assess
+from ur4rec.llm.structured import SchemaViolation
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunStats:
+    prompts: int = 0
+    unique: int = 0
+    hits: int = 0
+    generated: int = 0
+    retried: int = 0
+    schema_violations: int = 0  # structured attempts whose JSON did not parse or match (retried ones too)
+    output_tokens: int = 0
+    seconds: float = 0.0
+    statuses: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        rate = self.output_tokens / self.seconds if self.seconds else 0.0
+        return {
+            "prompts": self.prompts,
+            "unique_prompts": self.unique,
+            "cache_hits": self.hits,
+            "hit_rate": round(self.hits / self.unique, 4) if self.unique else 1.0,
+            "generated": self.generated,
+            "retried": self.retried,
+            "schema_violations": self.schema_violations,
+            "generated_output_tokens": self.output_tokens,
+            "generation_seconds": round(self.seconds, 2),
+            "output_tokens_per_s": round(rate, 2),
+            "prompts_per_s": round(self.generated / self.seconds, 3) if self.seconds else 0.0,
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    text: str  # what is stored and encoded
+    raw: str | None  # structured outputs: the JSON as generated
+    status: str
+    violation: str = ""  # structured outputs: why the JSON was refused
+
+
+def judge(job: Job, completion: Completion, quality: QualityConfig) -> Verdict:
+    """Stored text and status of one completion.
+
+    A structured output that does not parse or match its schema is `degenerate` (unusable, retried, and
+    replaced by the encoder like any loop); its raw text is kept so it can be inspected.
+    """
+    if completion.finish_reason == "error":
+        return Verdict("", None, "failed")
+    if job.schema is None:
+        text = completion.text.strip()
+        return Verdict(text, None, assess(text, completion.finish_reason, quality))
+    raw = completion.text.strip()
+    try:
+        text = job.schema.render(job.schema.parse(raw))
+    except SchemaViolation as exc:
+        return Verdict(raw, raw, "degenerate", str(exc))
+    return Verdict(text, raw, assess(text, completion.finish_reason, quality))
+
+
+def _record(job: Job, completion: Completion, verdict: Verdict, attempt: int, seed: int, backend: Backend,
+            cfg: LLMConfig) -> dict[str, Any]:
+    return {
+        "key": job.key,
+        "model": backend.model_identity,
+        "sampling_fingerprint": cfg.sampling.fingerprint(),
+        "prompt": job.prompt,
+        "text": verdict.text,
+        "raw": verdict.raw,
+        "schema_fingerprint": job.schema.fingerprint if job.schema else None,
+        "n_prompt_tokens": completion.n_prompt_tokens,
+        "n_output_tokens": completion.n_output_tokens,
+        "finish_reason": completion.finish_reason,
+        "status": verdict.status,
+        "attempts": attempt,
+        "seed": seed,
+        "created_at": time.time(),
+    }
+
+
+class _CacheWriter:
+    """Buffers finished outputs and writes them to the cache every `every` of them, as one shard each.
+
+    `close` writes the remainder (also after an error, so a Ctrl-C or an engine crash loses nothing that
+    finished) and merges this run's shards into one.
+    """
+
+    def __init__(self, cache: LLMCache, every: int):
+        self.cache, self.every = cache, every
+        self.buffer: list[dict] = []
+        self.written: list[Path] = []
+
+    def add(self, record: dict) -> None:
+        self.buffer.append(record)
+        if len(self.buffer) >= self.every:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.buffer:
+            self.written.append(self.cache.append(self.buffer))
+            self.buffer = []
+
+    def close(self) -> None:
+        self._flush()
+        if len(self.written) > 1:
+            self.cache.compact(self.written)
+
+
+def _request(job: Job, seed: int) -> Request:
+    return Request(job.key, job.prompt, job.messages, seed, job.schema.grammar if job.schema else None)
+
+
+def answer_missing(
+    jobs: list[Job], cache: LLMCache, backend: Backend, cfg: LLMConfig, desc: str = "generate"
+) -> tuple[dict[str, dict], RunStats]:
+    """Generate every job whose key is not cached; returns the records that could not be cached (errors)."""
+    stats = RunStats()
+    unique = {job.key: job for job in jobs}
+    missing = sorted((j for k, j in unique.items() if k not in cache), key=lambda j: j.prompt)
+    stats.prompts, stats.unique, stats.hits = len(jobs), len(unique), len(unique) - len(missing)
+    errors: dict[str, dict] = {}
+    if not missing:
+        return errors, stats
+    backend.start()  # before the clock: engine start-up is not generation speed
+    writer = _CacheWriter(cache, cfg.flush_every)
+    started = time.perf_counter()
+    bar = tqdm(total=len(missing), desc=desc, unit="prompt", dynamic_ncols=True, mininterval=1.0)
+    try:
+        pending, attempt = missing, 0
+        while pending:
+            seed = cfg.sampling.seed + attempt
+            retry = []
+            for completion in backend.generate([_request(j, seed) for j in pending]):
+                job = unique[completion.key]
+                stats.output_tokens += completion.n_output_tokens
+                verdict = judge(job, completion, cfg.quality)
+                if verdict.violation:
+                    stats.schema_violations += 1
+                    log.debug("%s %s: %s", job.kind, job.id, verdict.violation)
+                if verdict.status in cfg.quality.retry_on and attempt < cfg.quality.max_retries:
+                    retry.append(job)
+                    continue
+                record = _record(job, completion, verdict, attempt + 1, seed, backend, cfg)
+                if verdict.status == "failed":
+                    # Not cached: a server hiccup or a rejected prompt should be tried again next run.
+                    errors[job.key] = record
+                    log.warning("%s %s: %s", job.kind, job.id, completion.error)
+                else:
+                    writer.add(record)
+                bar.update(1)
+                bar.set_postfix_str(f"{stats.output_tokens / (time.perf_counter() - started):.1f} tok/s", refresh=False)
+            stats.retried += len(retry)
+            pending, attempt = retry, attempt + 1
+    finally:
+        bar.close()
+        writer.close()
+    stats.seconds = time.perf_counter() - started
+    stats.generated = len(missing)
+    return errors, stats
