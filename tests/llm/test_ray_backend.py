@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.llm.helpers import copy_prepared, llm_params, run_stage
+from tests.llm.helpers import copy_prepared, llm_params, run_stage, structured_params
 from ur4rec.config import ParamsError
 from ur4rec.llm.cache import LLMCache
 from ur4rec.llm.cluster import Collector, RayMissing, RayResources, actor_gpus, check_resources
@@ -107,6 +107,26 @@ def test_actors_run_the_drivers_engine_on_the_same_model(tiny_llama):
         actor = actor_config(cfg, driver.name)
         assert driver.name == "transformers" and actor.backend == "transformers" and not actor.on_ray
         assert Path(actor.model).is_absolute() and make_backend(actor).model_identity == driver.model_identity
+
+
+def test_jobs_reach_the_actors_whole_structured_outputs_included(tmp_path, prepared, tiny_llama):
+    """What travels to an actor (pickled by Ray) rebuilds the jobs: prompt, messages, key, output schema."""
+    import numpy as np
+
+    cloudpickle = pytest.importorskip("ray.cloudpickle")
+    from ur4rec.llm.backends import make_backend
+    from ur4rec.llm.cluster import answering_schemas, job_row, portable_schemas, row_jobs
+    from ur4rec.llm.jobs import build_jobs, read_prepared
+
+    cfg = llm_config(structured_params(tmp_path, tiny_llama, backend="transformers"))
+    jobs = build_jobs(make_backend(cfg), cfg, "movie", *read_prepared(prepared))
+    schemas = answering_schemas(cloudpickle.loads(cloudpickle.dumps(portable_schemas(jobs))))
+    rows = [job_row(j) for j in jobs]
+    batch = {name: np.array([r[name] for r in rows]) for name in rows[0]}  # as Ray Data hands a batch over
+    for job, back in zip(jobs, row_jobs(batch, schemas), strict=True):
+        assert (back.kind, back.id, back.prompt, back.key) == (job.kind, job.id, job.prompt, job.key)
+        assert [dict(m) for m in back.messages] == [dict(m) for m in job.messages]
+        assert back.schema.fingerprint == job.schema.fingerprint and back.schema.grammar == job.schema.grammar
 
 
 @pytest.mark.parametrize("override", ["llm.backend=ray", "llm.data_parallel_size=2"])

