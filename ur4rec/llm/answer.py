@@ -39,6 +39,18 @@ class RunStats:
     seconds: float = 0.0
     statuses: Counter = field(default_factory=Counter)
 
+    def add_remote(self, remote: RunStats, left_out: int, failed: int) -> None:
+        """Count in what Ray engine actors answered before this in-process pass (`ur4rec.llm.cluster`).
+
+        The pass found the actors' cached outputs as hits, and never saw the `left_out` prompts (`failed`
+        distinct keys) whose engines refused them.
+        """
+        self.prompts += left_out
+        self.unique += failed
+        self.hits -= remote.generated - failed
+        for name in ("generated", "retried", "schema_violations", "output_tokens", "seconds"):
+            setattr(self, name, getattr(self, name) + getattr(remote, name))
+
     def as_dict(self) -> dict[str, Any]:
         rate = self.output_tokens / self.seconds if self.seconds else 0.0
         return {
@@ -103,20 +115,24 @@ def _record(job: Job, completion: Completion, verdict: Verdict, attempt: int, se
     }
 
 
-class _CacheWriter:
+class CacheWriter:
     """Buffers finished outputs and writes them to the cache every `every` of them, as one shard each.
 
     `close` writes the remainder (also after an error, so a Ctrl-C or an engine crash loses nothing that
-    finished) and merges this run's shards into one.
+    finished), merges the shards written into one and returns it. With `keep`, the written records also stay
+    in `kept` (a Ray engine actor sends them back to the driver; see `ur4rec.llm.cluster`).
     """
 
-    def __init__(self, cache: LLMCache, every: int):
-        self.cache, self.every = cache, every
+    def __init__(self, cache: LLMCache, every: int, keep: bool = False):
+        self.cache, self.every, self.keep = cache, every, keep
         self.buffer: list[dict] = []
         self.written: list[Path] = []
+        self.kept: list[dict] = []
 
     def add(self, record: dict) -> None:
         self.buffer.append(record)
+        if self.keep:
+            self.kept.append(record)
         if len(self.buffer) >= self.every:
             self._flush()
 
@@ -125,10 +141,12 @@ class _CacheWriter:
             self.written.append(self.cache.append(self.buffer))
             self.buffer = []
 
-    def close(self) -> None:
+    def close(self) -> Path | None:
+        """Flush, merge this writer's shards; the one shard now holding its records (None: it wrote none)."""
         self._flush()
         if len(self.written) > 1:
-            self.cache.compact(self.written)
+            self.written = [self.cache.compact(self.written)]
+        return self.written[0] if self.written else None
 
 
 def _request(job: Job, seed: int) -> Request:
@@ -139,46 +157,62 @@ def answer_missing(
     jobs: list[Job], cache: LLMCache, backend: Backend, cfg: LLMConfig, desc: str = "generate"
 ) -> tuple[dict[str, dict], RunStats]:
     """Generate every job whose key is not cached; returns the records that could not be cached (errors)."""
-    stats = RunStats()
     unique = {job.key: job for job in jobs}
     missing = sorted((j for k, j in unique.items() if k not in cache), key=lambda j: j.prompt)
-    stats.prompts, stats.unique, stats.hits = len(jobs), len(unique), len(unique) - len(missing)
-    errors: dict[str, dict] = {}
     if not missing:
-        return errors, stats
-    backend.start()  # before the clock: engine start-up is not generation speed
-    writer = _CacheWriter(cache, cfg.flush_every)
-    started = time.perf_counter()
-    bar = tqdm(total=len(missing), desc=desc, unit="prompt", dynamic_ncols=True, mininterval=1.0)
+        return {}, RunStats(prompts=len(jobs), unique=len(unique), hits=len(unique))
+    errors, stats = answer_jobs(missing, CacheWriter(cache, cfg.flush_every), backend, cfg, desc)
+    stats.prompts, stats.unique, stats.hits = len(jobs), len(unique), len(unique) - len(missing)
+    return errors, stats
+
+
+def answer_jobs(
+    jobs: list[Job], writer: CacheWriter, backend: Backend, cfg: LLMConfig, desc: str = "generate", progress: bool = True
+) -> tuple[dict[str, dict], RunStats]:
+    """Generate, judge and retry these jobs (distinct keys, none cached), in this order, into `writer`.
+
+    Returns the records that could not be cached (status `failed`) and the run's counts; `writer` is closed
+    on the way out, also after an error. The one place the statuses and retry rules are applied: the
+    in-process run and every Ray engine actor come through here.
+    """
+    stats = RunStats(prompts=len(jobs), unique=len(jobs))
+    errors: dict[str, dict] = {}
+    by_key = {job.key: job for job in jobs}
     try:
-        pending, attempt = missing, 0
-        while pending:
-            seed = cfg.sampling.seed + attempt
-            retry = []
-            for completion in backend.generate([_request(j, seed) for j in pending]):
-                job = unique[completion.key]
-                stats.output_tokens += completion.n_output_tokens
-                verdict = judge(job, completion, cfg.quality)
-                if verdict.violation:
-                    stats.schema_violations += 1
-                    log.debug("%s %s: %s", job.kind, job.id, verdict.violation)
-                if verdict.status in cfg.quality.retry_on and attempt < cfg.quality.max_retries:
-                    retry.append(job)
-                    continue
-                record = _record(job, completion, verdict, attempt + 1, seed, backend, cfg)
-                if verdict.status == "failed":
-                    # Not cached: a server hiccup or a rejected prompt should be tried again next run.
-                    errors[job.key] = record
-                    log.warning("%s %s: %s", job.kind, job.id, completion.error)
-                else:
-                    writer.add(record)
-                bar.update(1)
-                bar.set_postfix_str(f"{stats.output_tokens / (time.perf_counter() - started):.1f} tok/s", refresh=False)
-            stats.retried += len(retry)
-            pending, attempt = retry, attempt + 1
+        backend.start()  # before the clock: engine start-up is not generation speed
+        started = time.perf_counter()
+        bar = tqdm(total=len(jobs), desc=desc, unit="prompt", dynamic_ncols=True, mininterval=1.0, disable=not progress)
+        try:
+            pending, attempt = jobs, 0
+            while pending:
+                seed = cfg.sampling.seed + attempt
+                retry = []
+                for completion in backend.generate([_request(j, seed) for j in pending]):
+                    job = by_key[completion.key]
+                    stats.output_tokens += completion.n_output_tokens
+                    verdict = judge(job, completion, cfg.quality)
+                    if verdict.violation:
+                        stats.schema_violations += 1
+                        log.debug("%s %s: %s", job.kind, job.id, verdict.violation)
+                    if verdict.status in cfg.quality.retry_on and attempt < cfg.quality.max_retries:
+                        retry.append(job)
+                        continue
+                    record = _record(job, completion, verdict, attempt + 1, seed, backend, cfg)
+                    stats.statuses[verdict.status] += 1
+                    if verdict.status == "failed":
+                        # Not cached: a server hiccup or a rejected prompt should be tried again next run.
+                        errors[job.key] = record
+                        log.warning("%s %s: %s", job.kind, job.id, completion.error)
+                    else:
+                        writer.add(record)
+                    bar.update(1)
+                    bar.set_postfix_str(f"{stats.output_tokens / (time.perf_counter() - started):.1f} tok/s", refresh=False)
+                stats.retried += len(retry)
+                pending, attempt = retry, attempt + 1
+        finally:
+            bar.close()
     finally:
-        bar.close()
         writer.close()
     stats.seconds = time.perf_counter() - started
-    stats.generated = len(missing)
+    stats.generated = len(jobs)
     return errors, stats

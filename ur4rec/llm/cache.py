@@ -139,14 +139,18 @@ class LLMCache:
 
     # ---------------------------------------------------------------- writing
     def append(self, records: list[dict[str, Any]]) -> Path | None:
-        """Write records as one new shard (atomically) and add them to the in-memory view."""
+        """Write records as one new shard (atomically) and add them to the in-memory view.
+
+        A cache that has not been read yet stays unread (its next read finds the new shard): a Ray engine
+        actor writes into the shared cache without loading all of it.
+        """
         if not records:
             return None
         path = self.root / _shard_name()
         write_shard(path, [_row(r) for r in records])
-        entries = self.entries
-        for r in records:
-            entries.setdefault(r["key"], _row(r))
+        if self._entries is not None:
+            for r in records:
+                self._entries.setdefault(r["key"], _row(r))
         return path
 
     def compact(self, shards: Iterable[Path] | None = None) -> Path | None:

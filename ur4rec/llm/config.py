@@ -10,7 +10,8 @@ from typing import Any, Mapping
 from ur4rec.config import ParamsError, get_path, section
 from ur4rec.llm.prompts import PROMPT_ORDERS
 
-BACKENDS = ("auto", "vllm", "transformers", "openai")
+BACKENDS = ("auto", "vllm", "transformers", "openai", "ray")
+ENGINES = ("auto", "vllm", "transformers", "openai")  # what a Ray engine actor runs (llm.ray.engine)
 STATUSES = ("ok", "empty", "truncated", "degenerate", "failed")
 
 
@@ -51,6 +52,18 @@ class OpenAIConfig:
     concurrency: int = 8
     timeout_s: float = 300.0
     max_attempts: int = 5
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    """`llm.backend: ray` (and `llm.data_parallel_size` > 1): engine actors on a Ray cluster (ur4rec.llm.cluster)."""
+
+    address: str = ""  # empty: join the local Ray started by `ray start`, else start one; `auto`; ray://host:10001
+    num_workers: int = 1  # engine actors, each loading the model once
+    num_gpus_per_worker: float | None = None  # None: llm.vllm.tensor_parallel_size where the cluster has GPUs, else 0
+    num_cpus_per_worker: float = 1.0  # CPUs Ray reserves per actor (its torch / vLLM-CPU thread count on CPU)
+    engine: str = "auto"  # which of the backends each actor runs: auto | vllm | transformers | openai
+    batch_size: int = 64  # prompts per Ray Data batch: one actor call, one cache shard
 
 
 @dataclass(frozen=True)
@@ -100,7 +113,8 @@ class LLMConfig:
     dtype: str = "bfloat16"  # auto | bfloat16 | float16 | float32
     batch_size: int = 64  # transformers: prompts per generate call; vLLM: max concurrent sequences
     flush_every: int = 64  # outputs kept in memory before they are written to the cache
-    # >1: that many engine processes split the uncached prompts, each on its own tensor_parallel_size GPUs.
+    # >1: that many Ray engine actors split the uncached prompts (an alias of llm.ray.num_workers for the
+    # local backend), each on its own tensor_parallel_size GPUs.
     data_parallel_size: int = 1
     cache_dir: str = ""  # empty: data/cache/llm
     # true: outputs follow a JSON schema per kind (ur4rec.llm.structured); false: free text, as in the paper.
@@ -109,6 +123,7 @@ class LLMConfig:
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     vllm: VllmConfig = field(default_factory=VllmConfig)
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
     templates: TemplatesConfig = field(default_factory=TemplatesConfig)
     schemas: SchemasConfig = field(default_factory=SchemasConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
@@ -128,6 +143,27 @@ class LLMConfig:
         for name in ("batch_size", "flush_every", "data_parallel_size"):
             if getattr(self, name) < 1:
                 raise ParamsError(f"llm.{name} must be >= 1")
+        self._check_ray()
+
+    def _check_ray(self) -> None:
+        r = self.ray
+        if r.engine not in ENGINES:
+            raise ParamsError(f"llm.ray.engine: {r.engine!r} is not one of {ENGINES}")
+        if r.num_workers < 1 or r.batch_size < 1:
+            raise ParamsError("llm.ray.num_workers and llm.ray.batch_size must be >= 1")
+        if (r.num_gpus_per_worker is not None and r.num_gpus_per_worker < 0) or r.num_cpus_per_worker < 0:
+            raise ParamsError("llm.ray.num_gpus_per_worker and llm.ray.num_cpus_per_worker must be >= 0")
+        if self.backend == "ray" and self.data_parallel_size > 1:
+            raise ParamsError("with llm.backend=ray the actor count is llm.ray.num_workers; leave llm.data_parallel_size at 1")
+
+    @property
+    def on_ray(self) -> bool:
+        """Whether generation runs on Ray engine actors: `llm.backend: ray`, or its alias `data_parallel_size` > 1."""
+        return self.backend == "ray" or self.data_parallel_size > 1
+
+    @property
+    def ray_workers(self) -> int:
+        return self.ray.num_workers if self.backend == "ray" else self.data_parallel_size
 
 
 def llm_config(params: Mapping[str, Any]) -> LLMConfig:

@@ -13,7 +13,7 @@ import polars as pl
 
 from ur4rec.config import ParamsError
 from ur4rec.llm.backends import Backend
-from ur4rec.llm.cache import LLMCache, cache_key
+from ur4rec.llm.cache import cache_key
 from ur4rec.llm.config import LLMConfig
 from ur4rec.llm.prompts import Messages, PromptTemplate, compose, item_context, load_template, user_context
 from ur4rec.llm.structured import OutputSchema, dataset_categories, load_schema
@@ -102,9 +102,3 @@ def build_jobs(backend: Backend, cfg: LLMConfig, domain: str, users: list[dict],
 def _parts(template: PromptTemplate, schema: OutputSchema | None, context: dict[str, Any]):
     return template.parts(instruction=schema.instruction if schema else None, **context)
 
-
-def uncached_block(jobs: list[Job], cache: LLMCache, rank: int, world: int) -> list[Job]:
-    """Contiguous block `rank` of `world` of the uncached prompts in prompt order (blocks keep shared prefixes together)."""
-    missing = sorted({j.key: j for j in jobs if j.key not in cache}.values(), key=lambda j: j.prompt)
-    size = -(-len(missing) // world)
-    return missing[rank * size : (rank + 1) * size]

