@@ -135,3 +135,17 @@ def test_table5_puts_ur4rec_on_its_best_validation_backbone_against_lrurec_and_r
     section = md[md.index("## Table 5"):]
     assert "UR4Rec on `sasrec` (best on validation)" in section
     assert "| lrurec (Base) |" in section and "| recformer (Base) |" in section
+
+
+def test_the_llm_section_shows_the_echo_figures_the_generate_stage_writes(tmp_path):
+    from ur4rec.llm.echo import echo_summary
+
+    rows = [{"echo_share": 0.0, "titles_repeated": 0, "finish_reason": "stop"},
+            {"echo_share": 0.5, "titles_repeated": 2, "finish_reason": "length"}]
+    write_json(DatasetPaths("toy", tmp_path).llm / "stats.json",
+               {"model": "m", "status": {"user": {"ok": 2}}, "echo": {"user": echo_summary(rows)}})
+    write_run(tmp_path, "prm", "base", 0.0)
+    build_report(plan(), root=tmp_path)
+    md = (tmp_path / "report" / "toy" / "results.md").read_text()
+    assert "| user | 0.250 | 0.250 | 50.0% | 1.00 |" in md
+    assert "nan" not in md.split("## LLM outputs")[1].split("##")[0]

@@ -209,12 +209,14 @@ def llm_section(plan: ReportPlan, root: Path) -> list[str]:
     lines = ["## LLM outputs\n", f"Model `{stats.get('model', '?')}`; statuses: "
              + "; ".join(f"{kind}: {counts}" for kind, counts in (stats.get("status") or {}).items()) + "."]
     echo = stats.get("echo")
+    nan = float("nan")
     if echo:
         lines += ["", "| kind | median echo share | mean echo share | truncated | titles repeated (mean) |",
                   "|---|---:|---:|---:|---:|"]
         for kind, e in echo.items():
-            lines.append(f"| {kind} | {e.get('median_share', float('nan')):.3f} | {e.get('mean_share', float('nan')):.3f} | "
-                         f"{e.get('truncated_share', float('nan')):.1%} | {e.get('mean_titles_repeated', float('nan')):.2f} |")
+            # Keys of `ur4rec.llm.echo.echo_summary`, the function that writes them.
+            lines.append(f"| {kind} | {e.get('echo_share_median', nan):.3f} | {e.get('echo_share_mean', nan):.3f} | "
+                         f"{e.get('share_truncated', nan):.1%} | {e.get('titles_repeated_mean', nan):.2f} |")
     return [*lines, ""]
 
 
