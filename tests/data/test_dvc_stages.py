@@ -43,6 +43,18 @@ def test_repro_runs_once_then_only_on_params_prepare_reads(project):
     assert before["candidates"].to_list() != after["candidates"].to_list()
 
 
+def test_a_code_edit_reruns_only_the_stages_that_import_it(project):
+    """Code deps are per file, through the fingerprints: an edit outside prepare's imports reruns only `code`."""
+    assert project.ran_stages(project.repro("prepare@ml-100k"), code=True) == ["code", *STAGES]
+    assert project.ran_stages(project.repro("prepare@ml-100k"), code=True) == []
+    generation = project.root / "ur4rec" / "llm" / "generate.py"
+    generation.write_text(generation.read_text() + "\n# an edit\n")
+    assert project.ran_stages(project.repro("prepare@ml-100k"), code=True) == ["code"]
+    split = project.root / "ur4rec" / "data" / "split.py"
+    split.write_text(split.read_text() + "\n# an edit\n")
+    assert project.ran_stages(project.repro("prepare@ml-100k"), code=True) == ["code", *STAGES]  # both import it
+
+
 @pytest.mark.xfail(
     not IGNORES_BYTECODE,
     reason="the repository needs a .dvcignore listing __pycache__/ so bytecode caches are not code changes",
