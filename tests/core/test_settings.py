@@ -91,3 +91,10 @@ def test_train_config_of_a_run_takes_its_seed_the_backbone_lr_and_the_joint_over
     assert base.seed == 7 and base.lr == s.backbone["sasrec"].config.lr and base.epochs == s.train.epochs
     joint = s.train_config("sasrec", seed=7, joint=True)
     assert joint.lr == s.retriever.joint.backbone_lr and joint.epochs == s.retriever.joint.epochs
+
+
+def test_a_backbone_may_bound_its_own_base_epochs():
+    s = parse_settings(shipped("backbone.lrurec.epochs=4"))
+    assert s.train_config("lrurec", seed=0).epochs == 4 and s.train_config("sasrec", seed=0).epochs == s.train.epochs
+    assert s.train_config("lrurec", seed=0, joint=True).epochs == s.retriever.joint.epochs
+    assert load_settings(SHIPPED).train_config("recformer", seed=0).epochs == 3

@@ -32,6 +32,7 @@ class BackboneConfig:
     """Settings every backbone has; each backbone extends it with its own (layers, heads, ...)."""
 
     lr: float = 1e-3           # read by the training loop: the paper tunes it per backbone family
+    epochs: int | None = None  # the Base run's epoch bound (None: train.epochs); a slow model's CPU budget
     history_len: int = 10      # most recent history items the model reads (10 rerankers, 150 sequential)
     dim: int = 64              # model width d = item representation size
     dropout: float = 0.1

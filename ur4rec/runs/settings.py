@@ -90,11 +90,14 @@ class Settings:
         return self.variant[name]
 
     def train_config(self, backbone: str, seed: int, joint: bool = False) -> TrainConfig:
-        """The loop settings of one run: `train:`, the backbone's lr (unless `train.lr`), the run's seed, and
-        for the augmented arms the `retriever.joint` overrides."""
+        """The loop settings of one run: `train:`, the backbone's lr (unless `train.lr`) and epoch bound, the
+        run's seed, and for the augmented arms the `retriever.joint` overrides."""
         cfg = dataclasses.replace(self.train, seed=seed)
+        own = self.backbone_spec(backbone).config
         if cfg.lr is None:
-            cfg = dataclasses.replace(cfg, lr=self.backbone_spec(backbone).config.lr)
+            cfg = dataclasses.replace(cfg, lr=own.lr)
+        if own.epochs is not None:
+            cfg = dataclasses.replace(cfg, epochs=own.epochs)
         if joint:
             cfg = dataclasses.replace(cfg, **self.retriever.joint.train_overrides())
         return cfg
