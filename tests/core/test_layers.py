@@ -49,14 +49,19 @@ def test_dvc_yaml_makes_every_stage_depend_on_the_code_it_imports():
         assert stage.script in hashed and "ur4rec/config.py" in hashed
 
 
-def test_a_fingerprint_changes_with_its_closure_only(tmp_path):
-    pkg = tmp_path / "ur4rec"
+def _tiny_repo(root: Path, modules: dict[str, str]) -> tuple[Path, Path]:
+    """A package `ur4rec` with these modules (plus an empty `unused.py`) and a script `s.py` importing `ur4rec.a`."""
+    pkg = root / "ur4rec"
     pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "a.py").write_text("X = 1\n")
-    (pkg / "unused.py").write_text("")
-    script = tmp_path / "s.py"
+    for name, text in {"__init__": "", **modules, "unused": ""}.items():
+        (pkg / f"{name}.py").write_text(text)
+    script = root / "s.py"
     script.write_text("import ur4rec.a\n")
+    return pkg, script
+
+
+def test_a_fingerprint_changes_with_its_closure_only(tmp_path):
+    pkg, script = _tiny_repo(tmp_path, {"a": "X = 1\n"})
     before = dag.fingerprint(script, tmp_path)
     (pkg / "unused.py").write_text("Y = 2\n")
     assert dag.fingerprint(script, tmp_path) == before
@@ -65,15 +70,8 @@ def test_a_fingerprint_changes_with_its_closure_only(tmp_path):
 
 
 def test_the_closure_sees_imports_inside_functions(tmp_path):
-    pkg = tmp_path / "ur4rec"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "a.py").write_text("def f():\n    from ur4rec import b\n    return b\n")
-    (pkg / "b.py").write_text("from . import c\n")
-    (pkg / "c.py").write_text("")
-    (pkg / "unused.py").write_text("")
-    script = tmp_path / "s.py"
-    script.write_text("import ur4rec.a\n")
+    _, script = _tiny_repo(tmp_path, {"a": "def f():\n    from ur4rec import b\n    return b\n",
+                                      "b": "from . import c\n", "c": ""})
     assert dag.closure(script, tmp_path) == ["s.py", "ur4rec/__init__.py", "ur4rec/a.py", "ur4rec/b.py", "ur4rec/c.py"]
 
 

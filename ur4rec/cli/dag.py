@@ -216,7 +216,7 @@ HEADER = """\
 """
 
 
-def stage_entry(name: str, stage: Stage, root: Path = ROOT) -> dict:
+def stage_entry(stage: Stage) -> dict:
     body: dict = {"cmd": f"python {stage.script} {stage.args}",
                   "deps": [fingerprint_file(stage.script)] + stage.deps}
     for key in ("params", "outs", "metrics", "plots"):
@@ -227,17 +227,17 @@ def stage_entry(name: str, stage: Stage, root: Path = ROOT) -> dict:
     return {"matrix": {k: "${" + v + "}" for k, v in (stage.matrix or {}).items()}, **body}
 
 
-def render(root: Path = ROOT) -> str:
-    parts = [HEADER, "stages:\n"]
+def _block(name: str, comment: str, body: dict) -> str:
+    text = yaml.safe_dump({name: body}, sort_keys=False, width=120)
+    return f"  # {name}: {comment}\n" + "".join(f"  {line}\n" for line in text.splitlines())
+
+
+def render() -> str:
     code = {"cmd": "python stages/code.py", "deps": CODE_SOURCES,
             "outs": [fingerprint_file(script) for script in scripts()]}
-    block = yaml.safe_dump({CODE_STAGE: code}, sort_keys=False, width=120)
-    parts.append(f"  # {CODE_STAGE}: the fingerprint of each stage script's import closure (its code deps)\n")
-    parts.append("".join(f"  {line}\n" for line in block.splitlines()))
-    for name, stage in STAGES.items():
-        block = yaml.safe_dump({name: stage_entry(name, stage, root)}, sort_keys=False, width=120)
-        parts.append(f"  # {name}: {stage.comment}\n")
-        parts.append("".join(f"  {line}\n" for line in block.splitlines()))
+    parts = [HEADER, "stages:\n",
+             _block(CODE_STAGE, "the fingerprint of each stage script's import closure (its code deps)", code)]
+    parts += [_block(name, stage.comment, stage_entry(stage)) for name, stage in STAGES.items()]
     return "".join(parts)
 
 
@@ -245,7 +245,7 @@ def check(root: Path = ROOT) -> list[str]:
     """Differences between `dvc.yaml` and the generated file (empty when up to date)."""
     path = root / "dvc.yaml"
     current = path.read_text(encoding="utf-8") if path.exists() else ""
-    wanted = render(root)
+    wanted = render()
     if current == wanted:
         return []
     import difflib
