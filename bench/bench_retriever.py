@@ -7,6 +7,9 @@
               trained by the loop's `train_epoch` over the first `--batches` batches of its own task (target:
               ratio <= 1.5x, paper: "close to")
   pretrain    pre-training throughput (pairs/s) with both objectives, on the run's pre-training task
+  kernels     the UR4Rec joint epoch with the retriever's own attention and dropout kernels (mask (c) attended
+              over each item's K + 1 keys; dropout masks from 16-bit draws) vs the reference ones
+              (`scaled_dot_product_attention` over the dense mask with `dropout_p`, `F.dropout`), same model
 
 The joint arm is `ur4rec-no-pretrain`: the UR4Rec model without the pre-trained weights, which a benchmark has
 no time to produce (the speed does not depend on the weights); for the same reason the joint run does not
@@ -28,6 +31,7 @@ Prints a table with ratios and writes bench/results/retriever.json (retriever-pa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 from pathlib import Path
 
@@ -112,6 +116,46 @@ def bench_joint_epoch(s, backbone: str, root: Path, batches: int, repeats: int) 
             "base_epoch_s": base_s * per_epoch, "ur4rec_epoch_s": aug_s * per_epoch, "ratio": aug_s / base_s}
 
 
+@contextlib.contextmanager
+def reference_kernels():
+    """The retriever on torch's own attention and dropout, the kernels its own ones replace."""
+    import torch.nn.functional as F
+
+    from ur4rec.retriever import attention_masks
+    from ur4rec.retriever import model as m
+
+    def attend(q, k, v, mask, p):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+
+    def items_see_proxies(q, k, v, n_proxies, p):
+        mask = attention_masks.proxies_and_items(n_proxies, q.shape[2] - n_proxies).to(q.device)
+        return attend(q, k, v, mask, p)
+
+    saved = m.dropout, m._attend, m._items_see_proxies
+    m.dropout, m._attend, m._items_see_proxies = F.dropout, attend, items_see_proxies
+    try:
+        yield
+    finally:
+        m.dropout, m._attend, m._items_see_proxies = saved
+
+
+def bench_kernels(s, backbone: str, root: Path, batches: int, repeats: int) -> dict:
+    from ur4rec.runs.spec import RunSpec
+    from ur4rec.runs.training import prepare_run
+
+    run = prepare_run(s, RunSpec(DATASET, backbone, JOINT_ARM, 0), root)
+    epoch = epoch_runner(run.model, run.groups, FirstBatches(run.task, batches), run.cfg)
+
+    def reference():
+        with reference_kernels():
+            return epoch()
+
+    own_s, reference_s = best_of(repeats, epoch, reference)
+    per_epoch = run.task.n_train / min(batches * run.cfg.batch_size, run.task.n_train)
+    return {"backbone": backbone, "arm": JOINT_ARM, "own_epoch_s": own_s * per_epoch,
+            "reference_epoch_s": reference_s * per_epoch, "speedup": reference_s / own_s}
+
+
 def bench_pretrain(s, backbone: str, root: Path, batches: int) -> dict:
     from ur4rec.runs.spec import RunSpec
     from ur4rec.runs.training import prepare_run, pretrain_config, pretrain_task
@@ -146,6 +190,7 @@ def main() -> None:
         out["fast_path"] = [bench_fast_path(s, bb, root, args.repeats) for bb in args.backbones]
         out["joint_epoch"] = [bench_joint_epoch(s, bb, root, args.batches, args.repeats) for bb in args.backbones]
         out["pretrain"] = [bench_pretrain(s, bb, root, args.batches) for bb in args.backbones]
+        out["kernels"] = [bench_kernels(s, bb, root, args.batches, args.repeats) for bb in args.backbones]
     out["machine"] = machine()
     report(out)
     write_result("retriever" if args.widths == "default" else "retriever-paper", out)
@@ -165,6 +210,9 @@ def report(out: dict) -> None:
     for r in out["pretrain"]:
         print(f"pretrain   {r['backbone']:<8} {r['samples_per_second']:7.1f} samples/s (K={r['K']}, Z={r['z_keys']}), "
               f"full epoch ~{r['full_epoch_s']:.0f} s")
+    for r in out["kernels"]:
+        print(f"kernels    {r['backbone']:<8} UR4Rec epoch {r['own_epoch_s']:7.1f} s with the retriever's kernels, "
+              f"{r['reference_epoch_s']:7.1f} s with torch's -> {r['speedup']:.2f}x")
 
 
 if __name__ == "__main__":

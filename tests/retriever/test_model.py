@@ -117,3 +117,37 @@ def test_no_proxy_retriever_refuses_the_proxy_only_mode(tiny_bert):
     assert r.match(h, z, zm).shape == (2, 5)
     with pytest.raises(ValueError, match="needs proxies"):
         r.preference(z, zm)
+
+
+@pytest.mark.parametrize("n_proxies", [0, 3])
+def test_structured_mask_c_attention_equals_the_masked_attention(n_proxies):
+    from ur4rec.retriever import attention_masks
+    from ur4rec.retriever.model import _attend, _items_see_proxies
+
+    q, k, v = (torch.randn(2, 4, n_proxies + 5, 8, generator=torch.Generator().manual_seed(i)) for i in range(3))
+    dense = _attend(q, k, v, attention_masks.proxies_and_items(n_proxies, 5), 0.0)
+    structured = _items_see_proxies(q, k, v, n_proxies, 0.0)
+    assert torch.allclose(structured, dense, atol=1e-5), (structured - dense).abs().max()
+
+
+def test_match_projects_z_once_per_user_and_equals_one_pass_per_item(tiny_bert):
+    r = make_retriever(tiny_bert, n_proxies=4, n_layers=2)
+    h, z, zm = inputs(n_items=6)
+    together = r.match(h, z, zm)
+    alone = torch.cat([r.match(h[:, i:i + 1], z, zm) for i in range(h.shape[1])], dim=1)
+    assert torch.allclose(together, alone, atol=1e-5), (together - alone).abs().max()
+
+
+def test_dropout_drops_at_its_rate_keeps_the_expectation_and_repeats_under_a_seed():
+    from ur4rec.retriever.model import dropout
+
+    x = torch.ones(400_000)
+    torch.manual_seed(0)
+    out = dropout(x, 0.1, True)
+    assert abs((out == 0).float().mean().item() - 0.1) < 0.003
+    assert abs(out.mean().item() - 1.0) < 0.005
+    assert out.unique().tolist() == [0.0, pytest.approx(65536 / (65536 - 6554))]
+    torch.manual_seed(0)
+    assert torch.equal(dropout(x, 0.1, True), out)
+    assert dropout(x, 0.1, False) is x and dropout(x, 0.0, True) is x
+    assert torch.equal(dropout(x, 1.0, True), torch.zeros_like(x))

@@ -7,6 +7,8 @@ in the sequence, then the items.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 
@@ -38,3 +40,12 @@ def proxies_and_items(n_proxies: int, n_items: int, proxies_see_items: bool = Fa
     idx = torch.arange(k, n)
     mask[idx, idx] = True
     return mask
+
+
+@dataclass(frozen=True)
+class ItemsSeeProxies:
+    """(c) with item-blind proxies, `proxies_and_items(n_proxies, n_items, False)`, kept as structure rather than
+    an `[n, n]` tensor: the retriever then attends each item over its K + 1 allowed keys instead of masking all
+    n, about a seventh of the attention work at 100 candidates."""
+
+    n_proxies: int

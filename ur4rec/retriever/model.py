@@ -22,6 +22,8 @@ item, at about K + 1 positions per item instead of 1 + K / l on the fast path.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -45,16 +47,27 @@ class Attention(nn.Module):
         self.norm = nn.LayerNorm(width, eps=eps)
         self.dropout = dropout
 
-    def forward(self, x: torch.Tensor, kv: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        q, k, v = (self._heads(proj(src)) for proj, src in ((self.query, x), (self.key, kv), (self.value, kv)))
+    def forward(self, x: torch.Tensor, kv: torch.Tensor, mask: torch.Tensor | attention_masks.ItemsSeeProxies | None,
+                repeat: int = 1) -> torch.Tensor:
+        """`repeat` > 1: `x` holds `repeat` consecutive rows per row of `kv` (one per item of a user), so the
+        keys and values are projected once per user rather than once per item."""
+        q = self._heads(self.query(x))
+        k, v = (self._repeat(self._heads(proj(kv)), repeat) for proj in (self.key, self.value))
         p = self.dropout if self.training else 0.0
-        att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        if isinstance(mask, attention_masks.ItemsSeeProxies):
+            att = _items_see_proxies(q, k, v, mask.n_proxies, p)
+        else:
+            att = _attend(q, k, v, mask, p)
         att = att.transpose(1, 2).reshape(x.shape)
-        return self.norm(x + F.dropout(self.dense(att), self.dropout, self.training))
+        return self.norm(x + dropout(self.dense(att), self.dropout, self.training))
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         b, n, w = t.shape
         return t.view(b, n, self.n_heads, w // self.n_heads).transpose(1, 2)
+
+    @staticmethod
+    def _repeat(t: torch.Tensor, repeat: int) -> torch.Tensor:
+        return t if repeat == 1 else t.repeat_interleave(repeat, dim=0)
 
 
 class FeedForward(nn.Module):
@@ -68,7 +81,7 @@ class FeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.output(self.act(self.intermediate(x)))
-        return self.norm(x + F.dropout(y, self.dropout, self.training))
+        return self.norm(x + dropout(y, self.dropout, self.training))
 
 
 class Block(nn.Module):
@@ -93,11 +106,11 @@ class Block(nn.Module):
         self.ffn = FeedForward(width, ffn_dim, dropout, eps, act)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor, z: torch.Tensor | None, z_mask: torch.Tensor | None
+        self, x: torch.Tensor, mask: torch.Tensor | attention_masks.ItemsSeeProxies, z: torch.Tensor | None, z_mask: torch.Tensor | None, repeat: int = 1
     ) -> torch.Tensor:
         x = self.self_attn(x, x, mask)
         if z is not None:
-            x = self.cross_attn(x, z, z_mask)
+            x = self.cross_attn(x, z, z_mask, repeat)
         return self.ffn(x)
 
     def load_bert_layer(self, tensors: dict[str, torch.Tensor]) -> None:
@@ -185,7 +198,10 @@ class Retriever(nn.Module):
             return out[:, :, : self.n_proxies].mean(2)
         b, n_items, _ = h.shape
         x = torch.cat([self.proxies.unsqueeze(0).expand(b, -1, -1), self.h_proj(h)], dim=1)
-        mask = attention_masks.proxies_and_items(self.n_proxies, n_items, self.proxies_see_items).to(h.device)
+        if self.proxies_see_items:
+            mask = attention_masks.proxies_and_items(self.n_proxies, n_items, True).to(h.device)
+        else:
+            mask = attention_masks.ItemsSeeProxies(self.n_proxies)
         out = self._run(x, mask, z, z_mask)
         k = self.n_proxies
         proxy_mean = out[:, :k].mean(1, keepdim=True).expand(-1, n_items, -1) if k else None
@@ -202,11 +218,14 @@ class Retriever(nn.Module):
 
     # ---------------------------------------------------------------- internals
 
-    def _run(self, x: torch.Tensor, mask: torch.Tensor, z: torch.Tensor | None, z_mask: torch.Tensor | None) -> torch.Tensor:
+    def _run(self, x: torch.Tensor, mask: torch.Tensor | attention_masks.ItemsSeeProxies, z: torch.Tensor | None, z_mask: torch.Tensor | None,
+             repeat: int = 1) -> torch.Tensor:
         zp = self.z_proj(z) if z is not None else None
         zm = z_mask[:, None, None, :] if z_mask is not None else None
+        if zm is not None and repeat > 1:
+            zm = zm.repeat_interleave(repeat, dim=0)
         for block in self.blocks:
-            x = block(x, mask, zp, zm)
+            x = block(x, mask, zp, zm, repeat)
         return x
 
     def _per_item(self, h: torch.Tensor, z: torch.Tensor, z_mask: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:
@@ -214,9 +233,8 @@ class Retriever(nn.Module):
         b, n, _ = h.shape
         flat_h = self.h_proj(h).reshape(b * n, 1, self.width)
         x = torch.cat([self.proxies.unsqueeze(0).expand(b * n, -1, -1), flat_h], dim=1)
-        flat_z = z.unsqueeze(1).expand(-1, n, -1, -1).reshape(b * n, *z.shape[1:])
-        flat_zm = z_mask.unsqueeze(1).expand(-1, n, -1).reshape(b * n, -1) if z_mask is not None else None
-        out = self._run(x, mask.to(h.device), flat_z, flat_zm)
+        # Z's projections are computed once per user and shared by that user's n item passes.
+        out = self._run(x, mask.to(h.device), z, z_mask, repeat=n)
         return out.reshape(b, n, self.n_proxies + 1, self.width)
 
     def _aggregate(self, item_out: torch.Tensor, proxy_mean: torch.Tensor | None) -> torch.Tensor:
@@ -229,6 +247,60 @@ class Retriever(nn.Module):
     def _need_proxies(self, mode: str) -> None:
         if self.n_proxies == 0:
             raise ValueError(f"Retriever.{mode} needs proxies, but this retriever was built with K = 0")
+
+
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Inverted dropout, its keep mask drawn from 16-bit random numbers (four per 64-bit draw).
+
+    The same distribution as `F.dropout` (the drop rate rounded to a multiple of 2^-16, the kept values scaled
+    by the exact inverse keep rate), at about a fifth of the random-number cost on CPU, where `F.dropout` draws a
+    32-bit number per element and the attention-probability masks took a quarter of a retriever step."""
+    if not training or p == 0.0:
+        return x
+    keep, scale = dropout_mask(x.shape, p, x.device)
+    return x * keep * scale
+
+
+def dropout_mask(shape: torch.Size, p: float, device: torch.device) -> tuple[torch.Tensor, float]:
+    """`(keep, scale)`: a boolean keep mask of `shape` (each element kept with probability 1 - p, p rounded to a
+    multiple of 2^-16) and the inverse of that keep rate (0 when nothing is kept)."""
+    n = math.prod(shape)
+    words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device)
+    draws = words.view(torch.int16)[:n].view(shape)
+    dropped = min(max(round(p * 65536), 0), 65536)
+    keep = draws >= dropped - 32768 if dropped < 65536 else torch.zeros(shape, dtype=torch.bool, device=device)
+    return keep, 65536 / (65536 - dropped) if dropped < 65536 else 0.0
+
+
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, p: float) -> torch.Tensor:
+    """Softmax attention with dropout `p` on the attention probabilities. With dropout it is written out, so the
+    mask comes from `dropout`; without, `scaled_dot_product_attention` computes the same."""
+    if p == 0.0:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    # Every pass over the [B, h, L, m] probabilities counts here: the scale goes on q, the mask is added as a
+    # bias of its own (small) shape, and dropout's 1 / keep rate is applied after the product with v.
+    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+    if mask is not None:
+        scores = scores + torch.zeros(mask.shape, dtype=scores.dtype, device=mask.device).masked_fill(~mask, float("-inf"))
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(v.dtype)
+    keep, scale = dropout_mask(probs.shape, p, probs.device)
+    return ((probs * keep) @ v) * scale
+
+
+def _items_see_proxies(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_proxies: int, p: float) -> torch.Tensor:
+    """Self-attention under mask (c) with item-blind proxies, `[B, h, K + n, d]`: the proxies attend to each
+    other; each item attends to the K proxies and to itself, its K + 1 scores computed directly rather than
+    masked out of a K + n wide row. Equal to `_attend` with the `[K + n, K + n]` mask."""
+    kp, vp = k[:, :, :n_proxies], v[:, :, :n_proxies]
+    qi, ki, vi = q[:, :, n_proxies:], k[:, :, n_proxies:], v[:, :, n_proxies:]
+    own = (qi.float() * ki.float()).sum(-1, keepdim=True)
+    scores = torch.cat([(qi @ kp.transpose(-2, -1)).float(), own], dim=-1) * (q.shape[-1] ** -0.5)
+    probs = dropout(torch.softmax(scores, dim=-1), p, p > 0.0)
+    items = (probs[..., :n_proxies].to(vp.dtype) @ vp).float() + probs[..., n_proxies:] * vi.float()
+    if n_proxies == 0:
+        return items
+    proxies = _attend(q[:, :, :n_proxies], kp, vp, None, p)
+    return torch.cat([proxies.float(), items], dim=2)
 
 
 def _activation(name: str):
