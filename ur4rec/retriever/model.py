@@ -204,8 +204,9 @@ class Retriever(nn.Module):
             mask = attention_masks.ItemsSeeProxies(self.n_proxies)
         out = self._run(x, mask, z, z_mask)
         k = self.n_proxies
-        proxy_mean = out[:, :k].mean(1, keepdim=True).expand(-1, n_items, -1) if k else None
-        return self._aggregate(out[:, k:], proxy_mean)
+        proxies, items = out.split([k, n_items], dim=1)
+        proxy_mean = proxies.mean(1, keepdim=True).expand(-1, n_items, -1) if k else None
+        return self._aggregate(items, proxy_mean)
 
     def augment_per_item(self, h: torch.Tensor, z: torch.Tensor, z_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Eq. 9 with one [P; h_i] pass per item (mask (c) with l = 1); the fast path's reference."""
@@ -291,15 +292,16 @@ def _items_see_proxies(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_prox
     """Self-attention under mask (c) with item-blind proxies, `[B, h, K + n, d]`: the proxies attend to each
     other; each item attends to the K proxies and to itself, its K + 1 scores computed directly rather than
     masked out of a K + n wide row. Equal to `_attend` with the `[K + n, K + n]` mask."""
-    kp, vp = k[:, :, :n_proxies], v[:, :, :n_proxies]
-    qi, ki, vi = q[:, :, n_proxies:], k[:, :, n_proxies:], v[:, :, n_proxies:]
+    # split, not slicing: a slice's backward fills a zero tensor of the whole input, split's concatenates
+    sizes = [n_proxies, q.shape[2] - n_proxies]
+    (qp, qi), (kp, ki), (vp, vi) = (t.split(sizes, dim=2) for t in (q, k, v))
     own = (qi.float() * ki.float()).sum(-1, keepdim=True)
     scores = torch.cat([(qi @ kp.transpose(-2, -1)).float(), own], dim=-1) * (q.shape[-1] ** -0.5)
     probs = dropout(torch.softmax(scores, dim=-1), p, p > 0.0)
     items = (probs[..., :n_proxies].to(vp.dtype) @ vp).float() + probs[..., n_proxies:] * vi.float()
     if n_proxies == 0:
         return items
-    proxies = _attend(q[:, :, :n_proxies], kp, vp, None, p)
+    proxies = _attend(qp, kp, vp, None, p)
     return torch.cat([proxies.float(), items], dim=2)
 
 
