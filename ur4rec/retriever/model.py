@@ -31,6 +31,9 @@ from torch import nn
 from ur4rec.retriever import attention_masks, bert_init
 from ur4rec.retriever.config import ArchConfig
 
+# A self-attention mask: a boolean [n, n] tensor, or mask (c) with item-blind proxies kept as structure.
+Mask = torch.Tensor | attention_masks.ItemsSeeProxies
+
 
 class Attention(nn.Module):
     """Multi-head attention sub-layer with residual and post LayerNorm (BERT's attention block)."""
@@ -47,8 +50,7 @@ class Attention(nn.Module):
         self.norm = nn.LayerNorm(width, eps=eps)
         self.dropout = dropout
 
-    def forward(self, x: torch.Tensor, kv: torch.Tensor, mask: torch.Tensor | attention_masks.ItemsSeeProxies | None,
-                repeat: int = 1) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kv: torch.Tensor, mask: Mask | None, repeat: int = 1) -> torch.Tensor:
         """`repeat` > 1: `x` holds `repeat` consecutive rows per row of `kv` (one per item of a user), so the
         keys and values are projected once per user rather than once per item."""
         q = self._heads(self.query(x))
@@ -106,7 +108,7 @@ class Block(nn.Module):
         self.ffn = FeedForward(width, ffn_dim, dropout, eps, act)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | attention_masks.ItemsSeeProxies, z: torch.Tensor | None, z_mask: torch.Tensor | None, repeat: int = 1
+        self, x: torch.Tensor, mask: Mask, z: torch.Tensor | None, z_mask: torch.Tensor | None, repeat: int = 1
     ) -> torch.Tensor:
         x = self.self_attn(x, x, mask)
         if z is not None:
@@ -219,7 +221,7 @@ class Retriever(nn.Module):
 
     # ---------------------------------------------------------------- internals
 
-    def _run(self, x: torch.Tensor, mask: torch.Tensor | attention_masks.ItemsSeeProxies, z: torch.Tensor | None, z_mask: torch.Tensor | None,
+    def _run(self, x: torch.Tensor, mask: Mask, z: torch.Tensor | None, z_mask: torch.Tensor | None,
              repeat: int = 1) -> torch.Tensor:
         zp = self.z_proj(z) if z is not None else None
         zm = z_mask[:, None, None, :] if z_mask is not None else None
@@ -282,7 +284,8 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tenso
     # bias of its own (small) shape, and dropout's 1 / keep rate is applied after the product with v.
     scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
     if mask is not None:
-        scores = scores + torch.zeros(mask.shape, dtype=scores.dtype, device=mask.device).masked_fill(~mask, float("-inf"))
+        bias = torch.zeros(mask.shape, dtype=scores.dtype, device=mask.device).masked_fill(~mask, float("-inf"))
+        scores = scores + bias
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(v.dtype)
     keep, scale = dropout_mask(probs.shape, p, probs.device)
     return ((probs * keep) @ v) * scale

@@ -26,6 +26,6 @@ def make_repeatable(seed: int, threads: int = 0, deterministic: bool = True) -> 
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=False)
         # Deterministic mode also fills every new tensor with NaN, a guard against kernels that read memory they
-        # never wrote; it was the largest single cost of a retriever step on CPU. Our kernels write what they
-        # read, and a rerun of every stage is compared bit for bit in the tests.
+        # never wrote; the fill was the largest single cost of a training step on CPU. Repeatability is what
+        # the tests check instead: they rerun stages and compare bit for bit.
         torch.utils.deterministic.fill_uninitialized_memory = False
