@@ -1,5 +1,5 @@
 """DVC stage `train_aug@<dataset>-<backbone>-<variant>-<seed>`: joint training of an augmented arm (or the
-matched control) -> data/<ds>/runs/<backbone>/<variant>/seed<k>/train."""
+matched control) -> data/<ds>/runs/<backbone>/seed<k>/arms/<variant>/train."""
 
 from ur4rec.runs import training
 from ur4rec.runs.spec import RunSpec

@@ -4,7 +4,10 @@ data/raw/<dataset>/             raw files as published (fetched or copied in)
 data/<dataset>/prepared/        leak-free reranking samples (prepare)
 data/<dataset>/llm/             LLM user preferences and item knowledge (generate)
 data/<dataset>/emb/             frozen-encoder vectors in safetensors shards (encode)
-data/<dataset>/runs/<backbone>/<arm>/seed<k>/   one run: train/, pretrain/, eval/, dvclive/
+data/<dataset>/runs/<backbone>/seed<k>/         the runs of one backbone and seed (`SeedPaths`):
+    arms/<arm>/train/, arms/<arm>/dvclive/      each arm's training (train, train_aug)
+    pretrain/<variant>/                         each variant's pre-trained retriever or marker (pretrain)
+    eval/<arm>/, metrics.json                   test metrics of every arm (evaluate)
 data/cache/llm/                 content-addressed LLM output cache, shared by all datasets
 data/cache/emb/                 content-addressed encoder cache
 data/report/<dataset>/          tables and plots over all runs
@@ -56,6 +59,48 @@ class DatasetPaths:
     def run(self, backbone: str, arm: str, seed: int) -> "RunPaths":
         return RunPaths(self, backbone, arm, seed)
 
+    def seed_runs(self, backbone: str, seed: int) -> "SeedPaths":
+        return SeedPaths(self, backbone, seed)
+
+
+@dataclass(frozen=True)
+class SeedPaths:
+    """The runs of one backbone and seed: one folder per DVC stage kind, so that the evaluation (one stage for
+    all arms) can depend on every arm's training without containing its own outputs."""
+
+    dataset: DatasetPaths
+    backbone: str
+    seed: int
+
+    @property
+    def root(self) -> Path:
+        return self.dataset.base / "runs" / self.backbone / f"seed{self.seed}"
+
+    @property
+    def arms(self) -> Path:
+        """arms/<arm>/: each arm's training (the Base run and every variant's joint training)."""
+        return self.root / "arms"
+
+    @property
+    def pretrain(self) -> Path:
+        """pretrain/<variant>/: the pre-training stage's one output, a folder per variant."""
+        return self.root / "pretrain"
+
+    @property
+    def eval(self) -> Path:
+        """eval/<arm>/: the evaluation stage's one output, a folder per arm."""
+        return self.root / "eval"
+
+    @property
+    def metrics(self) -> Path:
+        """Every arm's mean test metrics, by arm (the evaluation stage's DVC metrics file)."""
+        return self.root / "metrics.json"
+
+    @property
+    def resume(self) -> Path:
+        """Epoch-level resume state of unfinished trainings, outside every stage output."""
+        return self.root / ".resume"
+
 
 @dataclass(frozen=True)
 class RunPaths:
@@ -67,8 +112,12 @@ class RunPaths:
     seed: int
 
     @property
+    def group(self) -> SeedPaths:
+        return SeedPaths(self.dataset, self.backbone, self.seed)
+
+    @property
     def root(self) -> Path:
-        return self.dataset.base / "runs" / self.backbone / self.arm / f"seed{self.seed}"
+        return self.group.arms / self.arm
 
     @property
     def train(self) -> Path:
@@ -83,21 +132,21 @@ class RunPaths:
     @property
     def resume(self) -> Path:
         """Epoch-level resume state, only while a training is unfinished."""
-        return self.root / ".train.resume"
+        return self.group.resume / f"{self.arm}.train"
 
     @property
     def pretrain(self) -> Path:
         """The pre-trained retriever (pretrain), or the marker of a variant without pre-training."""
-        return self.root / "pretrain"
+        return self.group.pretrain / self.arm
 
     @property
     def pretrain_resume(self) -> Path:
-        return self.root / ".pretrain.resume"
+        return self.group.resume / f"{self.arm}.pretrain"
 
     @property
     def eval(self) -> Path:
         """Test metrics: metrics.json and per_sample.parquet (evaluate)."""
-        return self.root / "eval"
+        return self.group.eval / self.arm
 
     def sibling(self, arm: str) -> "RunPaths":
         """The run of another arm with the same dataset, backbone and seed (e.g. the Base a variant starts from)."""

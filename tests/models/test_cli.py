@@ -33,8 +33,8 @@ def test_train_evaluate_compare(prepared_dir, tmp_path, monkeypatch):
         evaluated = runner.invoke(app, ["evaluate", "-d", "clusters", "-b", backbone, "--seed", "3"])
         assert evaluated.exit_code == 0, evaluated.output
     runs = tmp_path / "data" / "clusters" / "runs"
-    compared = runner.invoke(app, ["compare", str(runs / "dlcm/base/seed3/eval/per_sample.parquet"),
-                                   str(runs / "setrank/base/seed3/eval/per_sample.parquet"), "-m", "ndcg@10"])
+    compared = runner.invoke(app, ["compare", str(runs / "dlcm/seed3/eval/base/per_sample.parquet"),
+                                   str(runs / "setrank/seed3/eval/base/per_sample.parquet"), "-m", "ndcg@10"])
     assert compared.exit_code == 0, compared.output
     out = json.loads(compared.output)
     assert out["n_users"] == 80 and out["ci95"][0] <= out["diff"] <= out["ci95"][1]

@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from tests.fixtures.raw import write_ml100k
+from tests.retriever.test_dvc_stages import write_llm_outputs
 
 pytestmark = pytest.mark.slow
 
@@ -21,23 +22,27 @@ def stages(seed: int, backbones=BACKBONES) -> list[str]:
 
 def test_train_and_evaluate_rerun_only_on_what_they_read(dvc_project):
     project = dvc_project(
-        "datasets=[ml-100k]", f"backbones=[{','.join(BACKBONES)}]", "prepare.n_candidates=20",
+        "datasets=[ml-100k]", f"backbones=[{','.join(BACKBONES)}]", "variants=[]", "prepare.n_candidates=20",
         "prepare.eval_samples_per_user=2", "prepare.train_samples_per_user=3", "prepare.llm_history_len=5",
         "train.epochs=2", "train.progress=false", "evaluate.progress=false", *SMALL,
     )
     write_ml100k(project.root / "mirror" / "ml-100k", n_users=60)
+    project.repro("prepare@ml-100k")
+    write_llm_outputs(project.root, "ml-100k")  # generation has its own tests; the evaluation reads the vectors
+    project.run("dvc", "commit", "-f", "generate@ml-100k")
     first = project.ran_stages(project.repro("evaluate"))
-    assert first == sorted(["fetch@ml-100k", "prepare@ml-100k", *stages(0)])
+    assert first == sorted(["encode@ml-100k", *stages(0)])
 
-    run = project.root / "data" / "ml-100k" / "runs" / "sasrec" / "base" / "seed0"
-    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    run = project.root / "data" / "ml-100k" / "runs" / "sasrec" / "seed0"
+    metrics = json.loads((run / "eval" / "base" / "metrics.json").read_text())
     assert {"map@1", "ndcg@1", "map@20", "ndcg@20", "n_samples", "n_users"} <= set(metrics)
-    per_sample = pl.read_parquet(run / "eval" / "per_sample.parquet")
+    assert json.loads((run / "metrics.json").read_text()) == {"base": metrics}  # variants=[]: Base alone
+    per_sample = pl.read_parquet(run / "eval" / "base" / "per_sample.parquet")
     test = pl.read_parquet(project.root / "data" / "ml-100k" / "prepared" / "test.parquet")
     assert per_sample["sample_id"].sort().to_list() == test["sample_id"].sort().to_list()
     assert per_sample["ndcg@10"].mean() == pytest.approx(metrics["ndcg@10"])
     shown = project.run("dvc", "metrics", "show", "--json").stdout
-    assert "ndcg@10" in shown and "runs/dlcm/base/seed0/eval/metrics.json" in shown
+    assert "ndcg@10" in shown and "runs/dlcm/seed0/metrics.json" in shown
 
     assert project.ran_stages(project.repro("evaluate")) == []           # a second run does nothing
     project.set_params("seeds=[0, 1]")                                    # a new seed runs only its own stages
@@ -48,5 +53,5 @@ def test_train_and_evaluate_rerun_only_on_what_they_read(dvc_project):
     project.set_params("backbone.dlcm.dropout=0.2", "evaluate.ks=[1,10]")
     assert project.ran_stages(project.repro("evaluate")) == sorted(
         [f"train@ml-100k-dlcm-{s}" for s in (0, 1)] + [f"evaluate@ml-100k-{b}-{s}" for b in BACKBONES for s in (0, 1)])
-    assert set(json.loads((run / "eval" / "metrics.json").read_text())) == {
+    assert set(json.loads((run / "eval" / "base" / "metrics.json").read_text())) == {
         "map@1", "ndcg@1", "map@10", "ndcg@10", "n_samples", "n_users"}

@@ -1,4 +1,4 @@
-"""pretrain / train_aug / evaluate_aug under a real `dvc repro` in a throw-away repo, downstream of the real
+"""pretrain / train_aug / evaluate under a real `dvc repro` in a throw-away repo, downstream of the real
 prepare, encode and Base train stages (generation is committed from fixture outputs: its own tests run it)."""
 
 from __future__ import annotations
@@ -61,29 +61,34 @@ def test_all_variants_repro_then_no_op_then_only_the_changed_variant(dvc_project
     _commit_generation(project)
 
     ran = project.ran_stages(project.repro())
+    for stage in ("pretrain@ml-100k-prm-0", "evaluate@ml-100k-prm-0", "report@ml-100k"):
+        assert stage in ran, (stage, ran)
+    assert [s for s in ran if s.startswith("train_aug@")] == [f"train_aug@ml-100k-prm-{v}-0" for v in sorted(VARIANTS)]
+    runs = project.root / "data" / "ml-100k" / "runs" / "prm" / "seed0"
+    assert set(json.loads((runs / "metrics.json").read_text())) == {"base", *VARIANTS}
     for variant in VARIANTS:
-        for stage in ("pretrain", "train_aug", "evaluate_aug"):
-            assert f"{stage}@ml-100k-prm-{variant}-0" in ran, (stage, variant, ran)
-    assert "report@ml-100k" in ran
-    runs = project.root / "data" / "ml-100k" / "runs" / "prm"
-    for variant in VARIANTS:
-        metrics = json.loads((runs / variant / "seed0" / "eval" / "metrics.json").read_text())
+        metrics = json.loads((runs / "eval" / variant / "metrics.json").read_text())
         assert 0.0 <= metrics["ndcg@10"] <= 1.0
-        assert (runs / variant / "seed0" / "train" / "model.safetensors").exists()
-    assert (runs / "ur4rec" / "seed0" / "pretrain" / "model.safetensors").exists()
-    assert not (runs / "kar" / "seed0" / "pretrain" / "model.safetensors").exists()  # marker only
+        assert (runs / "arms" / variant / "train" / "model.safetensors").exists()
+    assert (runs / "pretrain" / "ur4rec" / "model.safetensors").exists()
+    assert not (runs / "pretrain" / "kar" / "model.safetensors").exists()  # marker only
     report = (project.root / "data" / "report" / "ml-100k" / "results.md").read_text()
     assert "| prm | control |" in report and "Minimum detectable" in report
 
     second = project.repro()
     assert project.ran_stages(second) == [], second.stdout
 
-    project.set_params("variant.ur4rec.n_proxies=3")  # read by the ur4rec stages only
-    assert _upstream_of_report(project.ran_stages(project.repro())) == [
-        "evaluate_aug@ml-100k-prm-ur4rec-0", "pretrain@ml-100k-prm-ur4rec-0", "train_aug@ml-100k-prm-ur4rec-0"]
+    # A variant's block: the pretrain stage reruns but keeps every other variant's folder, so only that
+    # variant's joint training reruns (then the evaluation of the backbone and seed).
+    project.set_params("variant.ur4rec.n_proxies=3")
+    changed = project.repro()
+    assert _upstream_of_report(project.ran_stages(changed)) == [
+        "evaluate@ml-100k-prm-0", "pretrain@ml-100k-prm-0", "train_aug@ml-100k-prm-ur4rec-0"]
+    kept = [v for v in VARIANTS if f"ml-100k/prm/{v}/seed0: pre-training inputs unchanged, kept" in changed.stdout]
+    assert kept == ["control", "llm", "kar"], changed.stdout
     project.set_params("variant.kar.kar.out_dim=4")
     assert _upstream_of_report(project.ran_stages(project.repro())) == [
-        "evaluate_aug@ml-100k-prm-kar-0", "pretrain@ml-100k-prm-kar-0", "train_aug@ml-100k-prm-kar-0"]
+        "evaluate@ml-100k-prm-0", "pretrain@ml-100k-prm-0", "train_aug@ml-100k-prm-kar-0"]
 
 
 def _upstream_of_report(stages: list[str]) -> list[str]:

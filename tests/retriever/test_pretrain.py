@@ -1,6 +1,7 @@
 """Pre-training on the shared loop, against a real Base checkpoint, a real embedding store and real lists."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -8,7 +9,8 @@ from safetensors.torch import load_file
 
 from tests.retriever.conftest import tiny_settings
 from ur4rec.runs.spec import RunSpec
-from ur4rec.runs.training import pretrain, pretrain_task
+from ur4rec.paths import DatasetPaths
+from ur4rec.runs.training import pretrain, pretrain_seed, pretrain_task
 
 pytestmark = pytest.mark.slow  # real training runs: the full suite, not the inner loop
 
@@ -55,7 +57,7 @@ def test_variants_without_pretraining_write_only_a_marker(tiny_project, variant)
     root, s = tiny_project
     pretrain(s, RunSpec("fx", "prm", variant, 0), root)
     out = RunSpec("fx", "prm", variant, 0).paths(root).pretrain
-    assert sorted(p.name for p in out.iterdir()) == ["config.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "inputs.json"]
     assert json.loads((out / "config.json").read_text())["pretrained"] is False
 
 
@@ -75,3 +77,27 @@ def test_in_batch_negatives_never_use_the_users_own_items(tiny_project, tiny_ber
                 assert not task.data.sampler.is_seen(users[b:b + 1].numpy(), targets[j:j + 1].numpy())[0]
     losses = task.losses(retriever, batch)
     assert torch.isfinite(losses["loss"]) and losses["cl"] > 0
+
+
+def test_the_pretrain_stage_keeps_a_variant_whose_inputs_are_unchanged(tiny_project, tiny_bert, tmp_path):
+    """One stage pre-trains every variant of a backbone and seed; its output persists, so adding a variant
+    pre-trains that one alone, any change of a variant's inputs redoes it, and unlisted variants go."""
+    root = shutil.copytree(tiny_project[0], tmp_path / "data")
+    code = root / "code" / "pretrain.json"  # the code fingerprint the DVC stage depends on
+    code.parent.mkdir()
+    code.write_text('{"files": {}}')
+    pretrained = DatasetPaths("fx", root).seed_runs("prm", 0).pretrain
+
+    s = tiny_settings(tiny_bert, "variants=[control,ur4rec]")
+    assert pretrain_seed(s, "fx", "prm", 0, root) == {"control": "marker", "ur4rec": "pretrained"}
+    weights = load_file(str(pretrained / "ur4rec" / "model.safetensors"))
+    grown = tiny_settings(tiny_bert, "variants=[control,ur4rec,ur4rec-no-cl]")
+    assert pretrain_seed(grown, "fx", "prm", 0, root) == {"control": "kept", "ur4rec": "kept", "ur4rec-no-cl": "pretrained"}
+    changed = tiny_settings(tiny_bert, "variants=[control,ur4rec]", "retriever.pretrain.tau=0.2")
+    assert pretrain_seed(changed, "fx", "prm", 0, root) == {"control": "kept", "ur4rec": "pretrained"}
+    assert sorted(p.name for p in pretrained.iterdir()) == ["control", "ur4rec", "variants.json"]
+
+    code.write_text('{"files": {"ur4rec/retriever/model.py": "edited"}}')
+    assert pretrain_seed(s, "fx", "prm", 0, root) == {"control": "marker", "ur4rec": "pretrained"}
+    again = load_file(str(pretrained / "ur4rec" / "model.safetensors"))
+    assert all(torch.equal(weights[k], again[k]) for k in weights)  # the same inputs give the same retriever

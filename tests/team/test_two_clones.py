@@ -29,9 +29,9 @@ TINY = [
     "prepare.llm_history_len=5", "train.epochs=1", "train.progress=false", "evaluate.progress=false",
     "backbone.dlcm.dim=16", "retriever.joint.epochs=1",
 ]
-RUN = "data/ml-100k/runs/dlcm/{arm}/seed0"
-EVERY_RUN_STAGE = ["evaluate@ml-100k-dlcm-0", "evaluate_aug@ml-100k-dlcm-control-0", "pretrain@ml-100k-dlcm-control-0",
-                   "train@ml-100k-dlcm-0", "train_aug@ml-100k-dlcm-control-0"]
+RUN = "data/ml-100k/runs/dlcm/seed0"
+EVERY_RUN_STAGE = ["evaluate@ml-100k-dlcm-0", "pretrain@ml-100k-dlcm-0", "train@ml-100k-dlcm-0",
+                   "train_aug@ml-100k-dlcm-control-0"]
 
 
 def share(project: DvcProject, verb: str, check: bool = True):
@@ -86,7 +86,7 @@ def test_a_pushes_b_reruns_nothing_b_changes_a_pulls(dvc_project, tmp_path):
     a.run("git", "push", "-q")
     objects = remote_objects(shared / "dvc-remote")
     assert not md5s(raw) & objects, "raw files went to the remote"
-    assert md5s(a.root / RUN.format(arm="control") / "train") <= objects
+    assert md5s(a.root / RUN / "arms" / "control" / "train") <= objects
     assert any((shared / "dvc-remote" / "runs").rglob("*")), "run-cache not pushed"
 
     # 2. B clones and pulls: the raw files come from its own mirror, everything else from the remote.
@@ -99,14 +99,13 @@ def test_a_pushes_b_reruns_nothing_b_changes_a_pulls(dvc_project, tmp_path):
     assert "differ from the team's" not in pulled.stderr
     assert b.ran_stages(b.repro()) == []                     # 0 prompts, 0 encodes, 0 trainings
     assert up_to_date(b)
-    metrics = RUN.format(arm="control") + "/eval/metrics.json"
+    metrics = RUN + "/eval/control/metrics.json"
     first_metrics = (a.root / metrics).read_text()
     assert (b.root / metrics).read_text() == first_metrics
 
     # 3. A change in B reruns only what reads it; B shares the new results.
     b.set_params("retriever.joint.epochs=2")                 # the augmented arms' training only
-    assert b.ran_stages(b.repro()) == ["evaluate_aug@ml-100k-dlcm-control-0", "report@ml-100k",
-                                       "train_aug@ml-100k-dlcm-control-0"]
+    assert b.ran_stages(b.repro()) == ["evaluate@ml-100k-dlcm-0", "report@ml-100k", "train_aug@ml-100k-dlcm-control-0"]
     told = share(b, "push")
     assert "git add dvc.lock params.yaml" in told.stdout, told.stdout
     b.run("git", "commit", "-qam", "two joint epochs")
@@ -122,7 +121,7 @@ def test_a_pushes_b_reruns_nothing_b_changes_a_pulls(dvc_project, tmp_path):
     # 5. A grid as a DVC experiment: only the new arm's stages run, one tidy row per experiment, shared by
     # `dvc exp push` (git ref to origin, outputs to the DVC remote).
     grid = a.run("dvc", "exp", "run", "--temp", "-n", "grid", "-S", "variants=[control,llm]")
-    assert a.ran_stages(grid) == ["evaluate_aug@ml-100k-dlcm-llm-0", "pretrain@ml-100k-dlcm-llm-0", "report@ml-100k",
+    assert a.ran_stages(grid) == ["evaluate@ml-100k-dlcm-0", "pretrain@ml-100k-dlcm-0", "report@ml-100k",
                                   "train_aug@ml-100k-dlcm-llm-0"]
     assert up_to_date(a)                                      # a --temp experiment leaves the workspace alone
     a.run("dvc", "exp", "push", "origin", "grid")

@@ -27,9 +27,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "ur4rec"
 
-RUN = "data/${item.dataset}/runs/${item.backbone}"
-BASE_RUN = RUN + "/base/seed${item.seed}"
-ARM_RUN = RUN + "/${item.variant}/seed${item.seed}"
+SEED_RUNS = "data/${item.dataset}/runs/${item.backbone}/seed${item.seed}"  # ur4rec.paths.SeedPaths
+BASE_RUN = SEED_RUNS + "/arms/base"
+ARM_RUN = SEED_RUNS + "/arms/${item.variant}"
 PREPARED = "data/${item.dataset}/prepared"
 EMB = "data/${item.dataset}/emb"
 CODE_DIR = "data/code"
@@ -79,37 +79,36 @@ STAGES: dict[str, Stage] = {
         outs=[BASE_RUN + "/train"], metrics=[BASE_RUN + "/dvclive/metrics.json"],
         plots=[{BASE_RUN + "/dvclive/plots/metrics": {"x": "step"}}],
         matrix={"dataset": "datasets", "backbone": "backbones", "seed": "seeds"}),
-    "evaluate": Stage(
-        "stages/evaluate.py", "${item.dataset} ${item.backbone} ${item.seed}", "test metrics of the Base run",
-        deps=[PREPARED, BASE_RUN + "/train"], params=["evaluate", "train.deterministic", "backbone.${item.backbone}"],
-        outs=[BASE_RUN + "/eval/per_sample.parquet"], metrics=[BASE_RUN + "/eval/metrics.json"],
-        matrix={"dataset": "datasets", "backbone": "backbones", "seed": "seeds"}),
+    # One pretrain and one evaluate stage per backbone and seed, not per variant: DVC re-reads and rewrites
+    # the whole dvc.lock after each stage (about 3 s per 100 KB), so the stage count times the lock size was
+    # the largest cost of a 3-seed study that is not training. The pretrain output persists: a variant whose
+    # inputs are unchanged keeps its folder (ur4rec.runs.training.pretrain_seed).
     "pretrain": Stage(
-        "stages/pretrain.py", "${item.dataset} ${item.backbone} ${item.variant} ${item.seed}",
-        "the variant's retriever pre-training against its seed's Base (a marker for variants without)",
+        "stages/pretrain.py", "${item.dataset} ${item.backbone} ${item.seed}",
+        "each variant's retriever pre-training against its seed's Base (a marker for variants without)",
         deps=[PREPARED, EMB, BASE_RUN + "/train"],
         params=["retriever.arch", "retriever.pretrain", "retriever.per_backbone", "retriever.joint.threads",
-                "variant.${item.variant}", "backbone.${item.backbone}", "train.deterministic", "train.progress",
+                "variants", "variant", "backbone.${item.backbone}", "train.deterministic", "train.progress",
                 "train.distributed"],
-        outs=[ARM_RUN + "/pretrain"],
-        matrix={"dataset": "datasets", "backbone": "backbones", "variant": "variants", "seed": "seeds"}),
+        outs=[{SEED_RUNS + "/pretrain": {"persist": True}}],
+        matrix={"dataset": "datasets", "backbone": "backbones", "seed": "seeds"}),
     "train_aug": Stage(
         "stages/train_aug.py", "${item.dataset} ${item.backbone} ${item.variant} ${item.seed}",
         "joint training of an arm (the control or an augmented variant) from its seed's Base",
-        deps=[PREPARED, EMB, BASE_RUN + "/train", ARM_RUN + "/pretrain"],
+        deps=[PREPARED, EMB, BASE_RUN + "/train", SEED_RUNS + "/pretrain/${item.variant}"],
         params=["train", "backbone.${item.backbone}", "retriever.arch", "retriever.joint", "retriever.per_backbone",
                 "variant.${item.variant}"],
         outs=[ARM_RUN + "/train"], metrics=[ARM_RUN + "/dvclive/metrics.json"],
         plots=[{ARM_RUN + "/dvclive/plots/metrics": {"x": "step"}}],
         matrix={"dataset": "datasets", "backbone": "backbones", "variant": "variants", "seed": "seeds"}),
-    "evaluate_aug": Stage(
-        "stages/evaluate.py", "${item.dataset} ${item.backbone} ${item.variant} ${item.seed}",
-        "test metrics of an arm",
-        deps=[PREPARED, EMB, ARM_RUN + "/train"],
+    "evaluate": Stage(
+        "stages/evaluate.py", "${item.dataset} ${item.backbone} ${item.seed}",
+        "test metrics of the Base run and every arm",
+        deps=[PREPARED, EMB, SEED_RUNS + "/arms"],
         params=["evaluate", "train.deterministic", "retriever.joint.threads", "backbone.${item.backbone}",
-                "retriever.arch", "retriever.per_backbone", "variant.${item.variant}"],
-        outs=[ARM_RUN + "/eval/per_sample.parquet"], metrics=[ARM_RUN + "/eval/metrics.json"],
-        matrix={"dataset": "datasets", "backbone": "backbones", "variant": "variants", "seed": "seeds"}),
+                "retriever.arch", "retriever.per_backbone", "variants", "variant"],
+        outs=[SEED_RUNS + "/eval"], metrics=[SEED_RUNS + "/metrics.json"],
+        matrix={"dataset": "datasets", "backbone": "backbones", "seed": "seeds"}),
     "report": Stage(
         "stages/report.py", DATASET, "tables, user-level statistics and plots over every evaluated run",
         deps=["data/${item}/runs", "data/${item}/llm"],
@@ -178,7 +177,7 @@ def closure(script: Path, root: Path = ROOT) -> list[str]:
 
 
 def fingerprint_file(script: str) -> str:
-    """The fingerprint a stage running `script` depends on (one per script: evaluate and evaluate_aug share)."""
+    """The fingerprint a stage running `script` depends on (one per script)."""
     return f"{CODE_DIR}/{Path(script).stem}.json"
 
 
@@ -208,9 +207,9 @@ def write_fingerprints(root: Path = ROOT) -> list[Path]:
 
 HEADER = """\
 # The UR4Rec pipeline, generated by `ur4rec dag --write` from ur4rec/cli/dag.py: edit that file, not this one.
-# fetch@ds -> prepare@ds -> generate@ds -> encode@ds -> train@ds-backbone-seed (Base) -> evaluate
-#   -> pretrain@ds-backbone-variant-seed (retriever) -> train_aug (joint; the control too) -> evaluate_aug
-#   -> report@ds
+# fetch@ds -> prepare@ds -> generate@ds -> encode@ds -> train@ds-backbone-seed (Base)
+#   -> pretrain@ds-backbone-seed (every variant's retriever) -> train_aug@ds-backbone-variant-seed (joint; the
+#   control too) -> evaluate@ds-backbone-seed (Base and every arm) -> report@ds
 # Code deps: data/code/<script>.json, the hashes of the script's import closure (files), written by `code`;
 # params: the leaves the stage reads.
 """

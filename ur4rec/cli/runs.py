@@ -46,7 +46,7 @@ def pretrain(dataset: DatasetOpt, backbone: BackboneOpt, variant: VariantOpt = "
     from ur4rec.train.distributed import world
 
     settings, spec = read_settings(params, sets), _spec(dataset, backbone, variant, seed)
-    distribute(pretrain_processes(settings, spec))
+    distribute(pretrain_processes(settings, [spec.variant]))
     out = run_pretrain(settings, spec)
     if world().main:
         typer.echo(json.dumps({k: v for k, v in out.items() if k != "history"}))

@@ -1,12 +1,15 @@
 """Score a trained run on the TEST split, the only place the test split is read.
 
-Outputs under the run's `eval/`:
+Outputs under the run's `eval/<arm>/` (`data/<ds>/runs/<backbone>/seed<k>/eval/<arm>/`):
     per_sample.parquet   `sample_id`, `user_id` + one float column per metric (`map@1`, `ndcg@1`, ...)
-    metrics.json         the means over lists (for `dvc metrics show`), `n_samples`, `n_users`
+    metrics.json         the means over lists, `n_samples`, `n_users`
+and, for the evaluation stage of a backbone and seed, `seed<k>/metrics.json`: every arm's means by arm (what
+`dvc metrics show` lists).
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -15,7 +18,7 @@ import polars as pl
 
 from ur4rec.eval.metrics import per_sample_metrics
 from ur4rec.io import write_json, write_parquet
-from ur4rec.paths import DATA_ROOT
+from ur4rec.paths import DATA_ROOT, DatasetPaths
 from ur4rec.runs.model import build_model, catalog_of, history_len
 from ur4rec.runs.settings import Settings
 from ur4rec.runs.spec import RunSpec, load_split
@@ -49,3 +52,19 @@ def evaluate(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[str, fl
     print(f"{spec}: {len(test)} test lists scored in {seconds:.2f}s; "
           + ", ".join(f"{k}={v:.4f}" for k, v in means.items()))
     return means
+
+
+def evaluate_seed(s: Settings, dataset: str, backbone: str, seed: int, root: Path = DATA_ROOT) -> dict[str, dict]:
+    """The evaluation stage of one backbone and seed: the Base run and every variant of `variants`.
+
+    One stage for all arms rather than one per arm: DVC rewrites its whole lock file after every stage, and
+    at three seeds that bookkeeping cost more than scoring a run. Re-evaluating every arm when one changes
+    costs a few seconds. Returns (and writes to `seed<k>/metrics.json`) each arm's `metrics.json` by arm."""
+    group = DatasetPaths(dataset, root).seed_runs(backbone, seed)
+    metrics = {}
+    for variant in [None, *s.variants]:
+        spec = RunSpec(dataset, backbone, variant, seed)
+        evaluate(s, spec, root)
+        metrics[spec.arm] = json.loads((spec.paths(root).eval / METRICS_FILE).read_text(encoding="utf-8"))
+    write_json(group.metrics, metrics)
+    return metrics

@@ -1,9 +1,10 @@
 """Train one run (Base or an augmented arm) on the loop, and pre-train a variant's retriever.
 
-Layout under `data/<ds>/runs/<backbone>/<arm>/seed<k>/` (`ur4rec.paths.RunPaths`):
-    train/       model.safetensors (best by validation), config.json, fit.json   (written whole, atomically)
-    pretrain/    model.safetensors (the retriever), config.json, fit.json; or config.json alone (no pre-training)
-    dvclive/     per-epoch metrics and plots of the training
+Layout under `data/<ds>/runs/<backbone>/seed<k>/` (`ur4rec.paths.RunPaths`, `SeedPaths`):
+    arms/<arm>/train/      model.safetensors (best by validation), config.json, fit.json   (written whole, atomically)
+    arms/<arm>/dvclive/    per-epoch metrics and plots of the training
+    pretrain/<variant>/    model.safetensors (the retriever), config.json, fit.json, inputs.json; or config.json
+                           and inputs.json alone (a variant without pre-training)
 
 Under torchrun (`train.distributed.nproc` > 1) every process trains and rank 0 alone writes: the folders are
 the same as with one process.
@@ -12,6 +13,9 @@ the same as with one process.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +27,7 @@ from torch import nn
 from ur4rec import models
 from ur4rec.encode.store import EmbeddingStore
 from ur4rec.io import write_json
-from ur4rec.paths import DATA_ROOT
+from ur4rec.paths import DATA_ROOT, DatasetPaths
 from ur4rec.retriever.build import build_retriever
 from ur4rec.retriever.negatives import NegativeSampler
 from ur4rec.retriever.pretrain import PretrainData, PretrainTask
@@ -38,6 +42,8 @@ from ur4rec.train.loop import WEIGHTS_FILE, FitResult, fit
 from ur4rec.train.rerank import RerankTask
 
 CONFIG_FILE = "config.json"
+INPUTS_FILE = "inputs.json"  # the digest of everything a pre-training read (see `pretrain_inputs`)
+VARIANTS_FILE = "variants.json"  # pretrain/variants.json: the variants the pretrain stage wrote
 
 
 @dataclass
@@ -80,11 +86,6 @@ def train(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> FitResult:
     return result
 
 
-def pretrain_processes(s: Settings, spec: RunSpec) -> int:
-    """Processes a pretrain stage needs: a variant without pre-training only writes its marker."""
-    return s.train.distributed.nproc if s.variant_config(spec.variant).needs_pretraining else 1
-
-
 def run_config(s: Settings, spec: RunSpec, cfg: TrainConfig, length: int, task: RerankTask) -> dict[str, Any]:
     bspec = s.backbone_spec(spec.backbone)
     return {
@@ -96,14 +97,84 @@ def run_config(s: Settings, spec: RunSpec, cfg: TrainConfig, length: int, task: 
     }
 
 
+def pretrain_processes(s: Settings, variants: list[str]) -> int:
+    """Processes a pretrain stage needs: variants without pre-training only write their markers."""
+    needed = any(s.variant_config(v).needs_pretraining for v in variants)
+    return s.train.distributed.nproc if needed else 1
+
+
+def pretrain_seed(s: Settings, dataset: str, backbone: str, seed: int, root: Path = DATA_ROOT) -> dict[str, str]:
+    """The pretrain stage of one backbone and seed: `pretrain/<variant>/` for every variant of `variants`.
+
+    One stage for all variants, not one per variant: DVC rewrites its whole lock file after every stage, so
+    at three seeds each stage cost about 8 s of bookkeeping, and 60 of the 75 pre-training stages only wrote
+    a marker. The stage's output persists between runs: a variant's folder is kept when its inputs digest
+    (`pretrain_inputs`) is unchanged, so adding an ablation to `variants` pre-trains that ablation alone.
+    Folders of variants no longer listed are removed. Returns what happened to each variant."""
+    group = DatasetPaths(dataset, root).seed_runs(backbone, seed)
+    if distributed.world().main:
+        if group.pretrain.exists():
+            for folder in group.pretrain.iterdir():
+                if folder.name not in s.variants and folder.name != VARIANTS_FILE:
+                    shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
+        # the stage's output exists even with no variant (DVC requires it); no stage reads this file
+        write_json(group.pretrain / VARIANTS_FILE, {"variants": s.variants})
+    done: dict[str, str] = {}
+    for variant in s.variants:
+        spec = RunSpec(dataset, backbone, variant, seed)
+        kept = spec.paths(root).pretrain / INPUTS_FILE
+        if kept.exists() and json.loads(kept.read_text(encoding="utf-8")) == pretrain_inputs(s, spec, root):
+            done[variant] = "kept"
+            distributed.say(f"{spec}: pre-training inputs unchanged, kept")
+            continue
+        pretrain(s, spec, root)
+        done[variant] = "pretrained" if s.variant_config(variant).needs_pretraining else "marker"
+    return done
+
+
+def pretrain_inputs(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[str, Any]:
+    """Everything a variant's pre-training reads: its settings, and the sha256 of the code fingerprint, the
+    prepared data, the vectors and the Base checkpoint. Equal inputs give the same folder (pre-training is
+    repeatable), so a folder whose `inputs.json` equals this is reused."""
+    variant = s.variant_config(spec.variant)
+    settings: dict[str, Any] = {"variant": dataclasses.asdict(variant), "seed": spec.seed}
+    code = {"code": tree_digest(root / "code" / "pretrain.json")}  # data/code/pretrain.json (dvc.yaml)
+    if not variant.needs_pretraining:
+        return json.loads(json.dumps({"settings": settings, "files": code}))
+    paths = spec.paths(root)
+    settings |= {"arch": dataclasses.asdict(s.retriever.arch), "pretrain": dataclasses.asdict(s.retriever.pretrain),
+                 "per_backbone": dataclasses.asdict(s.per_backbone(spec.backbone)),
+                 "backbone": dataclasses.asdict(s.backbone_spec(spec.backbone).config),
+                 "model": s.backbone_spec(spec.backbone).model, "loop": dataclasses.asdict(pretrain_config(s, spec.seed))}
+    settings["loop"].pop("progress")  # bars change no number
+    files = {"prepared": paths.dataset.prepared, "emb": paths.dataset.emb, "base": paths.sibling(spec.base().arm).train}
+    digests = code | {name: tree_digest(path) for name, path in files.items()}
+    return json.loads(json.dumps({"settings": settings, "files": digests}))  # as read back from inputs.json
+
+
+def tree_digest(path: Path) -> str | None:
+    """sha256 over a file, or over a folder's files (relative names and contents); None when absent."""
+    if not path.exists():
+        return None
+    digest = hashlib.sha256()
+    for file in sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file()):
+        digest.update(str(file.relative_to(path)).encode() + b"\0")
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def pretrain(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[str, Any]:
     """Pre-train the variant's retriever against its seed's Base run, or write the no-pre-training marker."""
     variant = s.variant_config(spec.variant)
     paths = spec.paths(root)
+    inputs = pretrain_inputs(s, spec, root)
     if not variant.needs_pretraining:
         marker = {"pretrained": False, "variant": dataclasses.asdict(variant)}
         with distributed.output_dir(paths.pretrain) as out:
             write_json(out / CONFIG_FILE, marker)
+            write_json(out / INPUTS_FILE, inputs)
         return marker
     p = s.retriever.pretrain
     cfg = pretrain_config(s, spec.seed)
@@ -115,6 +186,7 @@ def pretrain(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[str, An
     with distributed.output_dir(paths.pretrain) as out:
         write_json(out / CONFIG_FILE, config)
         result = fit(retriever, task, cfg, out, state_dir=paths.pretrain_resume)
+        write_json(out / INPUTS_FILE, inputs)
     best = result.history[result.best_epoch] if result.best_epoch >= 0 else {}
     distributed.say(f"{spec}: pre-trained {result.epochs_run} epochs; best valid loss {result.best_valid:.4f}"
           + "".join(f", {k} {v:.3f}" for k, v in best.items() if k in ("valid_cl", "valid_hit@1", "valid_pim_acc")))
