@@ -1,6 +1,6 @@
 """Find the evaluated runs of a dataset and load their per-list metrics, keyed by (backbone, arm, seed).
 
-A run is `data/<ds>/runs/<backbone>/<arm>/seed<k>/eval/per_sample.parquet` as written by the evaluation stage.
+A run is `data/<ds>/runs/<backbone>/seed<k>/eval/<arm>/per_sample.parquet` as written by the evaluation stage.
 Runs the plan names but that are not evaluated are reported as missing, never silently dropped.
 """
 
