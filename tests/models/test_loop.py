@@ -190,11 +190,12 @@ def test_run_writes_checkpoint_config_and_dvclive_plots(prepared_dir, tmp_path):
     root = tmp_path / "data"
     shutil.copytree(prepared_dir / "clusters", root / "clusters")
     result = train(run_settings(), RunSpec("clusters", "dlcm", None, 4), root)
-    run = root / "clusters" / "runs" / "dlcm" / "base" / "seed4"
-    assert sorted(p.name for p in (run / "train").iterdir()) == ["config.json", "fit.json", "model.safetensors"]
-    config = json.loads((run / "train" / "config.json").read_text())
+    run = RunSpec("clusters", "dlcm", None, 4).paths(root)
+    assert run.train == root / "clusters" / "runs" / "dlcm" / "seed4" / "arms" / "base" / "train"
+    assert sorted(p.name for p in run.train.iterdir()) == ["config.json", "fit.json", "model.safetensors"]
+    config = json.loads((run.train / "config.json").read_text())
     assert config["backbone_config"]["lr"] == 3e-3 and config["history_len"] == 10 and config["seed"] == 4
     assert config["train_config"]["seed"] == 4 and config["arm"] == "base" and config["variant"] is None
-    curve = (run / "dvclive" / "plots" / "metrics" / "valid" / "ndcg@10.tsv").read_text().splitlines()
+    curve = (run.live / "plots" / "metrics" / "valid" / "ndcg@10.tsv").read_text().splitlines()
     assert len(curve) == 1 + result.epochs_run
-    assert not (run / ".train.resume").exists()
+    assert not run.resume.exists()

@@ -16,10 +16,11 @@ import yaml
 
 from tests.conftest import REPO_ROOT
 from tests.retriever.conftest import tiny_params
+from ur4rec.runs.spec import RunSpec
 
 pytestmark = pytest.mark.slow
 
-RUN = "data/fx/runs/prm/ur4rec/seed0"
+RUN = RunSpec("fx", "prm", "ur4rec", 0)
 # Continuous values only: joint training selects on NDCG over a dozen validation lists here, which moves in
 # steps of ~0.02 when one near-tie of scores 1e-6 apart swaps (the loop's own parity test compares NDCG).
 COMPARED = {"pretrain": ("train_loss", "valid_loss"), "train": ("train_loss",)}
@@ -47,14 +48,14 @@ def test_pretraining_and_joint_training_on_two_processes_follow_one(tiny_project
         (project / "params.yaml").write_text(yaml.safe_dump(params))
         printed[nproc] = [cli(project, command, "-d", "fx", "-b", "prm", "-v", "ur4rec").stdout.splitlines()
                           for command in ("pretrain", "train")]
-        runs[nproc] = project / RUN
+        runs[nproc] = RUN.paths(project / "data")
     assert [len(lines) for lines in printed[2]] == [len(lines) for lines in printed[1]]  # rank 0 alone prints
     for part in ("pretrain", "train"):
-        assert files(runs[1] / part) == files(runs[2] / part)
-        one, two = (json.loads((runs[n] / part / "fit.json").read_text())["history"] for n in (1, 2))
+        assert files(getattr(runs[1], part)) == files(getattr(runs[2], part))
+        one, two = (json.loads((getattr(runs[n], part) / "fit.json").read_text())["history"] for n in (1, 2))
         assert len(one) == len(two)
         for a, b in zip(one, two):
             for key in COMPARED[part]:
                 assert b[key] == pytest.approx(a[key], rel=1e-4), (part, key, a, b)
-    assert files(runs[1] / "dvclive") == files(runs[2] / "dvclive")
-    assert not list(runs[2].glob(".*resume"))
+    assert files(runs[1].live) == files(runs[2].live)
+    assert not runs[2].resume.exists() and not runs[2].pretrain_resume.exists()
