@@ -1,4 +1,4 @@
-"""DVC stage `train@<dataset>-<backbone>-<seed>`: the Base run -> data/<ds>/runs/<backbone>/seed<k>/arms/base/train."""
+"""DVC stage `train@<dataset>-<backbone>-<seed>`: the Base run -> data/<ds>/runs/<backbone>/seed<k>/base/train."""
 
 from ur4rec.runs import training
 from ur4rec.runs.spec import RunSpec

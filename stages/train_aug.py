@@ -1,16 +1,16 @@
-"""DVC stage `train_aug@<dataset>-<backbone>-<variant>-<seed>`: joint training of an augmented arm (or the
-matched control) -> data/<ds>/runs/<backbone>/seed<k>/arms/<variant>/train."""
+"""DVC stage `train_aug@<dataset>-<backbone>-<seed>`: the joint training of every variant of `variants` (the
+matched control included) from the seed's Base -> data/<ds>/runs/<backbone>/seed<k>/arms/<variant>/; a
+variant whose inputs are unchanged keeps its folder."""
 
 from ur4rec.runs import training
-from ur4rec.runs.spec import RunSpec
 from ur4rec.cli.boundary import stage_main
 from ur4rec.cli.launch import distribute
 
 
-def train_arm(settings, dataset: str, backbone: str, variant: str, seed: str) -> None:
+def train_aug(settings, dataset: str, backbone: str, seed: str) -> None:
     distribute(settings.train.distributed.nproc)
-    training.train(settings, RunSpec(dataset, backbone, variant, int(seed)))
+    training.train_arms(settings, dataset, backbone, int(seed))
 
 
 if __name__ == "__main__":
-    stage_main(train_arm, "DATASET BACKBONE VARIANT SEED")
+    stage_main(train_aug, "DATASET BACKBONE SEED")

@@ -5,8 +5,9 @@ data/<dataset>/prepared/        leak-free reranking samples (prepare)
 data/<dataset>/llm/             LLM user preferences and item knowledge (generate)
 data/<dataset>/emb/             frozen-encoder vectors in safetensors shards (encode)
 data/<dataset>/runs/<backbone>/seed<k>/         the runs of one backbone and seed (`SeedPaths`):
-    arms/<arm>/train/, arms/<arm>/dvclive/      each arm's training (train, train_aug)
+    base/train/, base/dvclive/                  the Base run (train)
     pretrain/<variant>/                         each variant's pre-trained retriever or marker (pretrain)
+    arms/<variant>/train/, arms/<variant>/dvclive/  each variant's joint training (train_aug)
     eval/<arm>/, metrics.json                   test metrics of every arm (evaluate)
 data/cache/llm/                 content-addressed LLM output cache, shared by all datasets
 data/cache/emb/                 content-addressed encoder cache
@@ -77,8 +78,13 @@ class SeedPaths:
         return self.dataset.base / "runs" / self.backbone / f"seed{self.seed}"
 
     @property
+    def base(self) -> Path:
+        """base/: the Base run (the train stage's output and its DVCLive logs)."""
+        return self.root / BASE_ARM
+
+    @property
     def arms(self) -> Path:
-        """arms/<arm>/: each arm's training (the Base run and every variant's joint training)."""
+        """arms/<variant>/: each variant's joint training, the joint-training stage's one output."""
         return self.root / "arms"
 
     @property
@@ -117,7 +123,7 @@ class RunPaths:
 
     @property
     def root(self) -> Path:
-        return self.group.arms / self.arm
+        return self.group.base if self.arm == BASE_ARM else self.group.arms / self.arm
 
     @property
     def train(self) -> Path:

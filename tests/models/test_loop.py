@@ -191,7 +191,7 @@ def test_run_writes_checkpoint_config_and_dvclive_plots(prepared_dir, tmp_path):
     shutil.copytree(prepared_dir / "clusters", root / "clusters")
     result = train(run_settings(), RunSpec("clusters", "dlcm", None, 4), root)
     run = RunSpec("clusters", "dlcm", None, 4).paths(root)
-    assert run.train == root / "clusters" / "runs" / "dlcm" / "seed4" / "arms" / "base" / "train"
+    assert run.train == root / "clusters" / "runs" / "dlcm" / "seed4" / "base" / "train"
     assert sorted(p.name for p in run.train.iterdir()) == ["config.json", "fit.json", "model.safetensors"]
     config = json.loads((run.train / "config.json").read_text())
     assert config["backbone_config"]["lr"] == 3e-3 and config["history_len"] == 10 and config["seed"] == 4

@@ -1,4 +1,4 @@
-"""pretrain / train_aug / evaluate under a real `dvc repro` in a throw-away repo, downstream of the real
+"""pretrain / train_aug / evaluate (one stage each per backbone and seed) under a real `dvc repro` in a throw-away repo, downstream of the real
 prepare, encode and Base train stages (generation is committed from fixture outputs: its own tests run it)."""
 
 from __future__ import annotations
@@ -61,15 +61,15 @@ def test_all_variants_repro_then_no_op_then_only_the_changed_variant(dvc_project
     _commit_generation(project)
 
     ran = project.ran_stages(project.repro())
-    for stage in ("pretrain@ml-100k-prm-0", "evaluate@ml-100k-prm-0", "report@ml-100k"):
+    for stage in ("pretrain@ml-100k-prm-0", "train_aug@ml-100k-prm-0", "evaluate@ml-100k-prm-0", "report@ml-100k"):
         assert stage in ran, (stage, ran)
-    assert [s for s in ran if s.startswith("train_aug@")] == [f"train_aug@ml-100k-prm-{v}-0" for v in sorted(VARIANTS)]
     runs = project.root / "data" / "ml-100k" / "runs" / "prm" / "seed0"
     assert set(json.loads((runs / "metrics.json").read_text())) == {"base", *VARIANTS}
     for variant in VARIANTS:
         metrics = json.loads((runs / "eval" / variant / "metrics.json").read_text())
         assert 0.0 <= metrics["ndcg@10"] <= 1.0
         assert (runs / "arms" / variant / "train" / "model.safetensors").exists()
+    assert (runs / "base" / "train" / "model.safetensors").exists()
     assert (runs / "pretrain" / "ur4rec" / "model.safetensors").exists()
     assert not (runs / "pretrain" / "kar" / "model.safetensors").exists()  # marker only
     report = (project.root / "data" / "report" / "ml-100k" / "results.md").read_text()
@@ -78,17 +78,34 @@ def test_all_variants_repro_then_no_op_then_only_the_changed_variant(dvc_project
     second = project.repro()
     assert project.ran_stages(second) == [], second.stdout
 
-    # A variant's block: the pretrain stage reruns but keeps every other variant's folder, so only that
-    # variant's joint training reruns (then the evaluation of the backbone and seed).
+    # A variant's block: the pretrain and train_aug stages rerun but keep every other variant's folder, so only
+    # that variant pre-trains and trains again (then the evaluation of the backbone and seed).
+    weights = {v: (runs / "arms" / v / "train" / "model.safetensors").read_bytes() for v in VARIANTS}
     project.set_params("variant.ur4rec.n_proxies=3")
     changed = project.repro()
     assert _upstream_of_report(project.ran_stages(changed)) == [
-        "evaluate@ml-100k-prm-0", "pretrain@ml-100k-prm-0", "train_aug@ml-100k-prm-ur4rec-0"]
-    kept = [v for v in VARIANTS if f"ml-100k/prm/{v}/seed0: pre-training inputs unchanged, kept" in changed.stdout]
-    assert kept == ["control", "llm", "kar"], changed.stdout
+        "evaluate@ml-100k-prm-0", "pretrain@ml-100k-prm-0", "train_aug@ml-100k-prm-0"]
+    assert _kept(changed.stdout) == {"control": 2, "llm": 2, "kar": 2}, changed.stdout  # pretrain and train_aug
+    for variant in VARIANTS:
+        same = (runs / "arms" / variant / "train" / "model.safetensors").read_bytes() == weights[variant]
+        assert same == (variant != "ur4rec"), variant
     project.set_params("variant.kar.kar.out_dim=4")
-    assert _upstream_of_report(project.ran_stages(project.repro())) == [
-        "evaluate@ml-100k-prm-0", "pretrain@ml-100k-prm-0", "train_aug@ml-100k-prm-kar-0"]
+    changed = project.repro()
+    assert _upstream_of_report(project.ran_stages(changed)) == [
+        "evaluate@ml-100k-prm-0", "pretrain@ml-100k-prm-0", "train_aug@ml-100k-prm-0"]
+    assert _kept(changed.stdout) == {"control": 2, "llm": 2, "ur4rec": 2}, changed.stdout
+
+    # A variant dropped from `variants`: its folders go, the others are kept, nothing trains.
+    project.set_params("variants=[control,ur4rec]")
+    changed = project.repro()
+    assert _kept(changed.stdout) == {"control": 2, "ur4rec": 2}, changed.stdout
+    assert sorted(p.name for p in (runs / "arms").iterdir() if p.is_dir()) == ["control", "ur4rec"]
+    assert set(json.loads((runs / "metrics.json").read_text())) == {"base", "control", "ur4rec"}
+
+
+def _kept(stdout: str) -> dict[str, int]:
+    """How often each variant's folder was kept (once per pretrain or train_aug stage that kept it)."""
+    return {v: n for v in VARIANTS if (n := stdout.count(f"ml-100k/prm/{v}/seed0: inputs unchanged, kept"))}
 
 
 def _upstream_of_report(stages: list[str]) -> list[str]:

@@ -2,6 +2,7 @@
 augmented arms only in the augmentation."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -11,9 +12,12 @@ from safetensors.torch import load_file
 from ur4rec.runs.evaluation import evaluate
 from ur4rec.runs.model import build_model, catalog_of
 from ur4rec.runs.spec import RunSpec, load_split
-from ur4rec.runs.training import pretrain, train
+from ur4rec.paths import DatasetPaths
+from ur4rec.runs.training import pretrain, pretrain_seed, train, train_arms
 from ur4rec.train.checkpoint import load_weights
 from ur4rec.train.rerank import predict
+
+from tests.retriever.conftest import tiny_settings
 
 pytestmark = pytest.mark.slow  # real training runs: the full suite, not the inner loop
 
@@ -112,3 +116,33 @@ def test_a_rerun_gives_identical_metrics(tiny_project):
         train(s, spec, root)
         outputs.append(evaluate(s, spec, root))
     assert outputs[0] == outputs[1]
+
+
+def test_the_train_aug_stage_keeps_an_arm_whose_inputs_are_unchanged(tiny_project, tiny_bert, tmp_path):
+    """One stage trains every arm of a backbone and seed; its output persists, so a new variant trains that
+    arm alone, a change of an arm's settings, of its pre-training or of the code retrains it, and unlisted
+    arms go. A retrained arm with the same inputs is the same arm, bit for bit."""
+    root = shutil.copytree(tiny_project[0], tmp_path / "data")
+    (root / "code").mkdir()
+    for stage in ("pretrain", "train_aug"):  # the code fingerprints the DVC stages depend on
+        (root / "code" / f"{stage}.json").write_text('{"files": {}}')
+    arms = DatasetPaths("fx", root).seed_runs("prm", 0).arms
+
+    def run(*overrides):
+        s = tiny_settings(tiny_bert, *overrides)
+        pretrain_seed(s, "fx", "prm", 0, root)
+        return train_arms(s, "fx", "prm", 0, root)
+
+    assert run("variants=[control,ur4rec]") == {"control": "trained", "ur4rec": "trained"}
+    weights = load_file(str(arms / "ur4rec" / "train" / "model.safetensors"))
+    assert json.loads((arms / "ur4rec" / "train" / "inputs.json").read_text())["settings"]["variant"]["kind"] == "ur4rec"
+    assert run("variants=[control,ur4rec,llm]") == {"control": "kept", "ur4rec": "kept", "llm": "trained"}
+    # a new pre-training of ur4rec (another temperature) is a new input of its joint training only
+    assert run("variants=[control,ur4rec]", "retriever.pretrain.tau=0.2") == {"control": "kept", "ur4rec": "trained"}
+    assert sorted(p.name for p in arms.iterdir()) == ["control", "ur4rec", "variants.json"]
+    assert run("variants=[control,ur4rec]", "retriever.joint.epochs=2") == {"control": "trained", "ur4rec": "trained"}
+
+    (root / "code" / "train_aug.json").write_text('{"files": {"ur4rec/train/loop.py": "edited"}}')
+    assert run("variants=[control,ur4rec]") == {"control": "trained", "ur4rec": "trained"}
+    again = load_file(str(arms / "ur4rec" / "train" / "model.safetensors"))
+    assert all(torch.equal(weights[k], again[k]) for k in weights)  # the same inputs give the same arm

@@ -1,10 +1,15 @@
 """Train one run (Base or an augmented arm) on the loop, and pre-train a variant's retriever.
 
 Layout under `data/<ds>/runs/<backbone>/seed<k>/` (`ur4rec.paths.RunPaths`, `SeedPaths`):
-    arms/<arm>/train/      model.safetensors (best by validation), config.json, fit.json   (written whole, atomically)
-    arms/<arm>/dvclive/    per-epoch metrics and plots of the training
+    base/train/            the Base run: model.safetensors (best by validation), config.json, fit.json
+                           (written whole, atomically)
+    base/dvclive/          per-epoch metrics and plots of the training
     pretrain/<variant>/    model.safetensors (the retriever), config.json, fit.json, inputs.json; or config.json
                            and inputs.json alone (a variant without pre-training)
+    arms/<variant>/        train/ (as Base's, plus inputs.json) and dvclive/ of the variant's joint training
+
+The pretrain and train_aug stages each handle every variant of one backbone and seed, and keep a variant's
+folder whose `inputs.json` (the digest of everything its training read) is unchanged: see `for_each_variant`.
 
 Under torchrun (`train.distributed.nproc` > 1) every process trains and rank 0 alone writes: the folders are
 the same as with one process.
@@ -18,7 +23,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -42,8 +47,8 @@ from ur4rec.train.loop import WEIGHTS_FILE, FitResult, fit
 from ur4rec.train.rerank import RerankTask
 
 CONFIG_FILE = "config.json"
-INPUTS_FILE = "inputs.json"  # the digest of everything a pre-training read (see `pretrain_inputs`)
-VARIANTS_FILE = "variants.json"  # pretrain/variants.json: the variants the pretrain stage wrote
+INPUTS_FILE = "inputs.json"  # the digest of everything a training read (`pretrain_inputs`, `joint_inputs`)
+VARIANTS_FILE = "variants.json"  # pretrain/ and arms/: the variants the stage wrote
 
 
 @dataclass
@@ -72,8 +77,9 @@ def prepare_run(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> RunParts:
     return RunParts(model, groups, task, cfg, length)
 
 
-def train(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> FitResult:
-    """Train the run and write `train/` whole (atomically) plus its DVCLive logs."""
+def train(s: Settings, spec: RunSpec, root: Path = DATA_ROOT, inputs: dict[str, Any] | None = None) -> FitResult:
+    """Train the run and write `train/` whole (atomically) plus its DVCLive logs; `inputs` (the digest the
+    run was trained from) goes into `train/` with the checkpoint, so it never outlives a failed retraining."""
     run = prepare_run(s, spec, root)
     paths = spec.paths(root)
     if hasattr(run.model, "before_fit") and not paths.resume.exists():
@@ -81,6 +87,8 @@ def train(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> FitResult:
     with distributed.output_dir(paths.train) as out:
         write_json(out / CONFIG_FILE, run_config(s, spec, run.cfg, run.history_len, run.task))
         result = fit(run.model, run.task, run.cfg, out, run.groups, live_dir=paths.live, state_dir=paths.resume)
+        if inputs is not None:
+            write_json(out / INPUTS_FILE, inputs)
     distributed.say(f"{spec}: best valid {run.cfg.select_metric} {result.best_valid:.4f} at epoch {result.best_epoch + 1} of "
           f"{result.epochs_run}, {result.mean_epoch_seconds:.1f} s/epoch")
     return result
@@ -103,33 +111,56 @@ def pretrain_processes(s: Settings, variants: list[str]) -> int:
     return s.train.distributed.nproc if needed else 1
 
 
-def pretrain_seed(s: Settings, dataset: str, backbone: str, seed: int, root: Path = DATA_ROOT) -> dict[str, str]:
-    """The pretrain stage of one backbone and seed: `pretrain/<variant>/` for every variant of `variants`.
+def for_each_variant(s: Settings, folder: Path, dataset: str, backbone: str, seed: int,
+                     inputs_file: Callable[[RunSpec], Path], inputs: Callable[[RunSpec], dict[str, Any]],
+                     run: Callable[[RunSpec], str]) -> dict[str, str]:
+    """One stage for every variant of a backbone and seed (pretrain, train_aug), not one stage per variant.
 
-    One stage for all variants, not one per variant: DVC rewrites its whole lock file after every stage, so
-    at three seeds each stage cost about 8 s of bookkeeping, and 60 of the 75 pre-training stages only wrote
-    a marker. The stage's output persists between runs: a variant's folder is kept when its inputs digest
-    (`pretrain_inputs`) is unchanged, so adding an ablation to `variants` pre-trains that ablation alone.
-    Folders of variants no longer listed are removed. Returns what happened to each variant."""
-    group = DatasetPaths(dataset, root).seed_runs(backbone, seed)
+    DVC re-reads and rewrites the whole dvc.lock after every stage, about 3 s per 100 KB: at three seeds, 75
+    joint-training stages paid about 11 s each in start-up and bookkeeping. The stage's output `folder`
+    persists between runs, and a variant whose `inputs_file` equals its `inputs` now is kept, so a change to
+    one variant (or a new one in `variants`) retrains that variant alone. Folders of variants no longer listed
+    are removed. Returns what happened to each variant: "kept" or `run`'s answer."""
     if distributed.world().main:
-        if group.pretrain.exists():
-            for folder in group.pretrain.iterdir():
-                if folder.name not in s.variants and folder.name != VARIANTS_FILE:
-                    shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
+        if folder.exists():
+            for entry in folder.iterdir():
+                if entry.name not in s.variants and entry.name != VARIANTS_FILE:
+                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         # the stage's output exists even with no variant (DVC requires it); no stage reads this file
-        write_json(group.pretrain / VARIANTS_FILE, {"variants": s.variants})
+        write_json(folder / VARIANTS_FILE, {"variants": s.variants})
     done: dict[str, str] = {}
     for variant in s.variants:
         spec = RunSpec(dataset, backbone, variant, seed)
-        kept = spec.paths(root).pretrain / INPUTS_FILE
-        if kept.exists() and json.loads(kept.read_text(encoding="utf-8")) == pretrain_inputs(s, spec, root):
+        kept = inputs_file(spec)
+        if kept.exists() and json.loads(kept.read_text(encoding="utf-8")) == inputs(spec):
             done[variant] = "kept"
-            distributed.say(f"{spec}: pre-training inputs unchanged, kept")
+            distributed.say(f"{spec}: inputs unchanged, kept")
             continue
-        pretrain(s, spec, root)
-        done[variant] = "pretrained" if s.variant_config(variant).needs_pretraining else "marker"
+        done[variant] = run(spec)
     return done
+
+
+def pretrain_seed(s: Settings, dataset: str, backbone: str, seed: int, root: Path = DATA_ROOT) -> dict[str, str]:
+    """The pretrain stage of one backbone and seed: `pretrain/<variant>/` for every variant of `variants`."""
+    def run(spec: RunSpec) -> str:
+        pretrain(s, spec, root)
+        return "pretrained" if s.variant_config(spec.variant).needs_pretraining else "marker"
+
+    return for_each_variant(s, DatasetPaths(dataset, root).seed_runs(backbone, seed).pretrain, dataset, backbone, seed,
+                            lambda spec: spec.paths(root).pretrain / INPUTS_FILE,
+                            lambda spec: pretrain_inputs(s, spec, root), run)
+
+
+def train_arms(s: Settings, dataset: str, backbone: str, seed: int, root: Path = DATA_ROOT) -> dict[str, str]:
+    """The train_aug stage of one backbone and seed: the joint training of every variant of `variants` (the
+    matched control included) from the seed's Base run, into `arms/<variant>/`."""
+    def run(spec: RunSpec) -> str:
+        train(s, spec, root, inputs=joint_inputs(s, spec, root))
+        return "trained"
+
+    return for_each_variant(s, DatasetPaths(dataset, root).seed_runs(backbone, seed).arms, dataset, backbone, seed,
+                            lambda spec: spec.paths(root).train / INPUTS_FILE,
+                            lambda spec: joint_inputs(s, spec, root), run)
 
 
 def pretrain_inputs(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[str, Any]:
@@ -149,6 +180,25 @@ def pretrain_inputs(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[
     settings["loop"].pop("progress")  # bars change no number
     files = {"prepared": paths.dataset.prepared, "emb": paths.dataset.emb, "base": paths.sibling(spec.base().arm).train}
     digests = code | {name: tree_digest(path) for name, path in files.items()}
+    return json.loads(json.dumps({"settings": settings, "files": digests}))  # as read back from inputs.json
+
+
+def joint_inputs(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[str, Any]:
+    """Everything an arm's joint training reads: the variant, the backbone, the retriever and joint settings,
+    the loop settings, and the sha256 of the code fingerprint, the prepared data, the vectors, the Base
+    checkpoint and the variant's pre-training folder."""
+    bspec = s.backbone_spec(spec.backbone)
+    loop = dataclasses.asdict(s.train_config(spec.backbone, spec.seed, joint=True))
+    loop.pop("progress")  # bars change no number
+    settings = {"variant": dataclasses.asdict(s.variant_config(spec.variant)), "seed": spec.seed,
+                "backbone": dataclasses.asdict(bspec.config), "model": bspec.model, "loop": loop,
+                "joint": dataclasses.asdict(s.retriever.joint), "arch": dataclasses.asdict(s.retriever.arch),
+                "per_backbone": dataclasses.asdict(s.per_backbone(spec.backbone))}
+    paths = spec.paths(root)
+    files = {"code": root / "code" / "train_aug.json",  # data/code/train_aug.json (dvc.yaml)
+             "prepared": paths.dataset.prepared, "emb": paths.dataset.emb,
+             "base": paths.sibling(spec.base().arm).train, "pretrain": paths.pretrain}
+    digests = {name: tree_digest(path) for name, path in files.items()}
     return json.loads(json.dumps({"settings": settings, "files": digests}))  # as read back from inputs.json
 
 
