@@ -16,8 +16,11 @@ BACKBONES = ["dlcm", "sasrec"]
 SMALL = [f"backbone.{b}.dim=16" for b in BACKBONES] + ["backbone.sasrec.history_len=20"]
 
 
+RUN_STAGES = ("train", "pretrain", "train_aug", "evaluate")  # with variants=[] the middle two only record that
+
+
 def stages(seed: int, backbones=BACKBONES) -> list[str]:
-    return sorted(f"{stage}@ml-100k-{b}-{seed}" for stage in ("train", "evaluate") for b in backbones)
+    return sorted(f"{stage}@ml-100k-{b}-{seed}" for stage in RUN_STAGES for b in backbones)
 
 
 def test_train_and_evaluate_rerun_only_on_what_they_read(dvc_project):
@@ -52,6 +55,7 @@ def test_train_and_evaluate_rerun_only_on_what_they_read(dvc_project):
     # one backbone's block retrains only that backbone; an evaluation setting re-evaluates every run
     project.set_params("backbone.dlcm.dropout=0.2", "evaluate.ks=[1,10]")
     assert project.ran_stages(project.repro("evaluate")) == sorted(
-        [f"train@ml-100k-dlcm-{s}" for s in (0, 1)] + [f"evaluate@ml-100k-{b}-{s}" for b in BACKBONES for s in (0, 1)])
+        [f"{stage}@ml-100k-dlcm-{s}" for stage in ("train", "pretrain", "train_aug") for s in (0, 1)]
+        + [f"evaluate@ml-100k-{b}-{s}" for b in BACKBONES for s in (0, 1)])
     assert set(json.loads((run / "eval" / "base" / "metrics.json").read_text())) == {
         "map@1", "ndcg@1", "map@10", "ndcg@10", "n_samples", "n_users"}
