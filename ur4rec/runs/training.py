@@ -113,14 +113,15 @@ def pretrain_processes(s: Settings, variants: list[str]) -> int:
 
 def for_each_variant(s: Settings, folder: Path, dataset: str, backbone: str, seed: int,
                      inputs_file: Callable[[RunSpec], Path], inputs: Callable[[RunSpec], dict[str, Any]],
-                     run: Callable[[RunSpec], str]) -> dict[str, str]:
+                     run: Callable[[RunSpec, dict[str, Any]], str]) -> dict[str, str]:
     """One stage for every variant of a backbone and seed (pretrain, train_aug), not one stage per variant.
 
     DVC re-reads and rewrites the whole dvc.lock after every stage, about 3 s per 100 KB: at three seeds, 75
     joint-training stages paid about 11 s each in start-up and bookkeeping. The stage's output `folder`
     persists between runs, and a variant whose `inputs_file` equals its `inputs` now is kept, so a change to
-    one variant (or a new one in `variants`) retrains that variant alone. Folders of variants no longer listed
-    are removed. Returns what happened to each variant: "kept" or `run`'s answer."""
+    one variant (or a new one in `variants`) retrains that variant alone; `run` gets the inputs it is to record.
+    Folders of variants no longer listed are removed. Returns what happened to each variant: "kept" or `run`'s
+    answer."""
     if distributed.world().main:
         if folder.exists():
             for entry in folder.iterdir():
@@ -131,19 +132,19 @@ def for_each_variant(s: Settings, folder: Path, dataset: str, backbone: str, see
     done: dict[str, str] = {}
     for variant in s.variants:
         spec = RunSpec(dataset, backbone, variant, seed)
-        kept = inputs_file(spec)
-        if kept.exists() and json.loads(kept.read_text(encoding="utf-8")) == inputs(spec):
+        kept, wanted = inputs_file(spec), inputs(spec)
+        if kept.exists() and json.loads(kept.read_text(encoding="utf-8")) == wanted:
             done[variant] = "kept"
             distributed.say(f"{spec}: inputs unchanged, kept")
             continue
-        done[variant] = run(spec)
+        done[variant] = run(spec, wanted)
     return done
 
 
 def pretrain_seed(s: Settings, dataset: str, backbone: str, seed: int, root: Path = DATA_ROOT) -> dict[str, str]:
     """The pretrain stage of one backbone and seed: `pretrain/<variant>/` for every variant of `variants`."""
-    def run(spec: RunSpec) -> str:
-        pretrain(s, spec, root)
+    def run(spec: RunSpec, inputs: dict[str, Any]) -> str:
+        pretrain(s, spec, root, inputs)
         return "pretrained" if s.variant_config(spec.variant).needs_pretraining else "marker"
 
     return for_each_variant(s, DatasetPaths(dataset, root).seed_runs(backbone, seed).pretrain, dataset, backbone, seed,
@@ -154,8 +155,8 @@ def pretrain_seed(s: Settings, dataset: str, backbone: str, seed: int, root: Pat
 def train_arms(s: Settings, dataset: str, backbone: str, seed: int, root: Path = DATA_ROOT) -> dict[str, str]:
     """The train_aug stage of one backbone and seed: the joint training of every variant of `variants` (the
     matched control included) from the seed's Base run, into `arms/<variant>/`."""
-    def run(spec: RunSpec) -> str:
-        train(s, spec, root, inputs=joint_inputs(s, spec, root))
+    def run(spec: RunSpec, inputs: dict[str, Any]) -> str:
+        train(s, spec, root, inputs)
         return "trained"
 
     return for_each_variant(s, DatasetPaths(dataset, root).seed_runs(backbone, seed).arms, dataset, backbone, seed,
@@ -169,9 +170,9 @@ def pretrain_inputs(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[
     repeatable), so a folder whose `inputs.json` equals this is reused."""
     variant = s.variant_config(spec.variant)
     settings: dict[str, Any] = {"variant": dataclasses.asdict(variant), "seed": spec.seed}
-    code = {"code": tree_digest(root / "code" / "pretrain.json")}  # data/code/pretrain.json (dvc.yaml)
+    code = {"code": root / "code" / "pretrain.json"}  # data/code/pretrain.json (dvc.yaml)
     if not variant.needs_pretraining:
-        return json.loads(json.dumps({"settings": settings, "files": code}))
+        return inputs_digest(settings, code)
     paths = spec.paths(root)
     settings |= {"arch": dataclasses.asdict(s.retriever.arch), "pretrain": dataclasses.asdict(s.retriever.pretrain),
                  "per_backbone": dataclasses.asdict(s.per_backbone(spec.backbone)),
@@ -179,8 +180,7 @@ def pretrain_inputs(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[
                  "model": s.backbone_spec(spec.backbone).model, "loop": dataclasses.asdict(pretrain_config(s, spec.seed))}
     settings["loop"].pop("progress")  # bars change no number
     files = {"prepared": paths.dataset.prepared, "emb": paths.dataset.emb, "base": paths.sibling(spec.base().arm).train}
-    digests = code | {name: tree_digest(path) for name, path in files.items()}
-    return json.loads(json.dumps({"settings": settings, "files": digests}))  # as read back from inputs.json
+    return inputs_digest(settings, code | files)
 
 
 def joint_inputs(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[str, Any]:
@@ -198,8 +198,13 @@ def joint_inputs(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[str
     files = {"code": root / "code" / "train_aug.json",  # data/code/train_aug.json (dvc.yaml)
              "prepared": paths.dataset.prepared, "emb": paths.dataset.emb,
              "base": paths.sibling(spec.base().arm).train, "pretrain": paths.pretrain}
+    return inputs_digest(settings, files)
+
+
+def inputs_digest(settings: dict[str, Any], files: dict[str, Path]) -> dict[str, Any]:
+    """An `inputs.json`: the settings, and the sha256 of each file or folder, as read back from the file."""
     digests = {name: tree_digest(path) for name, path in files.items()}
-    return json.loads(json.dumps({"settings": settings, "files": digests}))  # as read back from inputs.json
+    return json.loads(json.dumps({"settings": settings, "files": digests}))
 
 
 def tree_digest(path: Path) -> str | None:
@@ -215,11 +220,12 @@ def tree_digest(path: Path) -> str | None:
     return digest.hexdigest()
 
 
-def pretrain(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[str, Any]:
-    """Pre-train the variant's retriever against its seed's Base run, or write the no-pre-training marker."""
+def pretrain(s: Settings, spec: RunSpec, root: Path = DATA_ROOT, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Pre-train the variant's retriever against its seed's Base run, or write the no-pre-training marker;
+    `inputs`: its `pretrain_inputs`, when the caller has them already."""
     variant = s.variant_config(spec.variant)
     paths = spec.paths(root)
-    inputs = pretrain_inputs(s, spec, root)
+    inputs = pretrain_inputs(s, spec, root) if inputs is None else inputs
     if not variant.needs_pretraining:
         marker = {"pretrained": False, "variant": dataclasses.asdict(variant)}
         with distributed.output_dir(paths.pretrain) as out:
