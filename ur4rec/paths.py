@@ -57,6 +57,11 @@ class DatasetPaths:
     def emb(self) -> Path:
         return self.base / "emb"
 
+    @property
+    def encode_report(self) -> Path:
+        """The encode stage's counts and timings, beside `emb/` so that the store's bytes depend on its vectors alone."""
+        return self.base / "encode_report.json"
+
     def run(self, backbone: str, arm: str, seed: int) -> "RunPaths":
         return RunPaths(self, backbone, arm, seed)
 

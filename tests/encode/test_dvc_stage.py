@@ -44,10 +44,16 @@ def test_encode_runs_after_generation_then_is_a_no_op(dvc_project, tiny_llama):
     assert len(store.ids("user_pref")) == len(store.ids("user_text")) == n_users
     assert store.table("item_know", size=n_items + 1).shape == (n_items + 1, 384)
     # Every generation is either encoded or replaced by the policy, and the report says which.
-    report = json.loads((data / "emb" / "report.json").read_text())
+    report = json.loads((data / "encode_report.json").read_text())
     statuses = pq.read_table(data / "llm" / "user_preferences.parquet", columns=["status"]).column("status").to_pylist()
     bad = sum(s in ("empty", "degenerate", "failed") for s in statuses)
     assert report["kinds"]["user_pref"]["replaced_total"] >= bad
+    # Encoding the same texts again, in a new process and every vector from the cache, writes the same bytes:
+    # DVC then sees the same store, and no stage downstream of it reruns.
+    before = {f.name: f.read_bytes() for f in (data / "emb").iterdir()}
+    assert project.ran_stages(project.repro("--force", "--single-item", "encode@ml-100k")) == ["encode@ml-100k"]
+    assert {f.name: f.read_bytes() for f in (data / "emb").iterdir()} == before
+    assert json.loads((data / "encode_report.json").read_text())["texts"]["encoded"] == 0
 
     assert project.ran_stages(project.repro("encode@ml-100k")) == []
     project.set_params("train.epochs=3")  # not read by encode
@@ -55,4 +61,4 @@ def test_encode_runs_after_generation_then_is_a_no_op(dvc_project, tiny_llama):
     project.set_params("encoder.storage_dtype=fp16")
     assert project.ran_stages(project.repro("encode@ml-100k")) == ["encode@ml-100k"]
     assert EmbeddingStore(data / "emb").meta["dtype"] == "fp16"
-    assert json.loads((data / "emb" / "report.json").read_text())["texts"]["encoded"] == 0  # all from the cache
+    assert json.loads((data / "encode_report.json").read_text())["texts"]["encoded"] == 0  # all from the cache

@@ -10,7 +10,7 @@ import torch
 
 from ur4rec.config import section
 from ur4rec.encode.config import EncoderConfig
-from ur4rec.encode.encode import REPORT_FILE, encode_dataset
+from ur4rec.encode.encode import encode_dataset
 from ur4rec.encode.inputs import EncodeInputError
 from ur4rec.encode.store import KINDS, EmbeddingStore
 from ur4rec.encode.texts import TextInputError
@@ -43,7 +43,7 @@ def test_stage_writes_every_kind_and_applies_the_policy(tmp_path, minilm):
     assert {k: len(store.ids(k)) for k in KINDS} == {"user_pref": 6, "item_know": 12, "user_text": 6, "item_text": 12}
     assert report["kinds"]["user_pref"]["replaced"] == {"failed": 1}
     assert report["kinds"]["item_know"]["replaced"] == {"degenerate": 1, "empty": 1}
-    assert json.loads((paths.emb / REPORT_FILE).read_text())["kinds"] == report["kinds"]
+    assert json.loads(paths.encode_report.read_text())["kinds"] == report["kinds"]
     assert store.meta["encoder"]["fingerprint"] == minilm.fingerprint
 
     # Stored vectors are the encoder's vectors of the right texts.

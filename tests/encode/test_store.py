@@ -45,6 +45,19 @@ def test_round_trip_across_many_shards(tmp_path, two_kinds):
     assert store.ids("user_pref").tolist() == [1, 2, 4]
 
 
+def test_the_same_vectors_give_the_same_bytes(tmp_path, two_kinds):
+    # The store is a DVC output: the same vectors must hash the same, or every stage downstream reruns. safetensors
+    # writes its metadata (kind, digest) in a hash map's order, which changes from one write to the next.
+    files = {}
+    for n in range(8):
+        write_store(tmp_path / f"emb{n}", two_kinds, {"encoder": {"fingerprint": "abc"}}, shard_mb=TINY_SHARD_MB)
+        files[n] = {f.name: f.read_bytes() for f in sorted((tmp_path / f"emb{n}").iterdir())}
+    assert len(files[0]) == 6  # 3 + 1 shards, index and meta
+    assert all(files[n] == files[0] for n in files)
+    store = EmbeddingStore(tmp_path / "emb7")
+    torch.testing.assert_close(store.get("user_pref", [4, 1]), two_kinds["user_pref"].vectors[[2, 1]], rtol=0, atol=0)
+
+
 def test_table_puts_each_vector_at_its_id_and_zeros_elsewhere(tmp_path, two_kinds):
     write_store(tmp_path / "emb", two_kinds, {}, shard_mb=TINY_SHARD_MB)
     store = EmbeddingStore(tmp_path / "emb")

@@ -71,6 +71,7 @@ STAGES: dict[str, Stage] = {
     "encode": Stage(
         "stages/encode.py", DATASET, "frozen-encoder vectors of the LLM and raw texts",
         deps=["data/${item}/llm", "data/${item}/prepared"], params=["encoder"], outs=["data/${item}/emb"],
+        metrics=["data/${item}/encode_report.json"],
         foreach="datasets"),
     "train": Stage(
         "stages/train.py", "${item.dataset} ${item.backbone} ${item.seed}", "the Base run of a backbone",

@@ -20,9 +20,8 @@ from ur4rec.encode.encoder import FrozenEncoder
 from ur4rec.encode.inputs import EncodeInputs, read_inputs
 from ur4rec.encode.policy import Generations, apply_policy
 from ur4rec.encode.store import KindVectors, write_store
+from ur4rec.io import write_json
 from ur4rec.paths import DatasetPaths, cache_dir
-
-REPORT_FILE = "report.json"
 
 
 class TextVectors:
@@ -71,7 +70,11 @@ def wanted_texts(inputs: EncodeInputs) -> list[str]:
 def encode_dataset(
     cfg: EncoderConfig, paths: DatasetPaths, progress: bool = True
 ) -> dict[str, Any]:
-    """Run the stage for one dataset; writes `data/<ds>/emb/` atomically and returns its report."""
+    """Run the stage for one dataset; writes `data/<ds>/emb/` atomically and returns its report.
+
+    The report (cache hits, timings) goes beside the store, not into it: the store then holds only what the
+    vectors and settings decide, so encoding the same texts again gives the same bytes and DVC reruns nothing
+    downstream."""
     started = time.perf_counter()
     dataset, root = paths.name, paths.root
     inputs = read_inputs(paths, cfg)
@@ -98,7 +101,8 @@ def encode_dataset(
         "seconds": round(seconds, 3),
     }
     meta = {"dataset": dataset, "encoder": _encoder_meta(cfg, encoder)}
-    write_store(paths.emb, kinds, meta, cfg.storage_torch_dtype, cfg.shard_mb, extra_json={REPORT_FILE: report})
+    write_store(paths.emb, kinds, meta, cfg.storage_torch_dtype, cfg.shard_mb)
+    write_json(paths.encode_report, report)
     return report
 
 

@@ -12,6 +12,7 @@ written before the digest existed are taken as they are). Any such defect is a `
 from __future__ import annotations
 
 import hashlib
+import json
 import struct
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -50,6 +51,23 @@ def write_shard(path: Path, vectors: torch.Tensor, metadata: dict[str, str] | No
     vectors = vectors.contiguous()
     with atomic_path(path) as tmp:
         save_file({TENSOR: vectors}, str(tmp), metadata={**(metadata or {}), DIGEST: _tensor_digest(vectors)})
+        _canonical_header(tmp)
+
+
+def _canonical_header(path: Path) -> None:
+    """Rewrite the file's JSON header with sorted keys, in place.
+
+    safetensors keeps the metadata in a hash map whose order changes from one write to the next, so the same
+    vectors gave different file bytes, hence a different DVC hash of the store and reruns of every stage
+    downstream. The sorted compact JSON has the same length as the written one, so the data stays where it is."""
+    with open(path, "r+b") as fh:
+        (size,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(size))
+        canonical = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(canonical) > size:  # never: the same keys and values, only their order differs
+            raise ShardError(f"{path}: header of {size} bytes cannot be rewritten in {len(canonical)}")
+        fh.seek(8)
+        fh.write(canonical.ljust(size, b" "))  # safetensors pads its header with spaces too
 
 
 def _tensor_digest(vectors: torch.Tensor) -> str:

@@ -53,7 +53,6 @@ def write_store(
     meta: Mapping[str, Any],
     dtype: torch.dtype = torch.float32,
     shard_mb: float = 64,
-    extra_json: Mapping[str, Any] | None = None,
 ) -> None:
     """Write the whole store into a temporary folder, check it, then swap it in at `path` atomically."""
     dims = {kv.vectors.shape[1] for kv in kinds.values()}
@@ -68,8 +67,6 @@ def write_store(
         write_parquet(tmp / INDEX_FILE, pa.concat_tables(index) if index else _empty_index(), write_page_checksum=True)
         layout = {"format": FORMAT_VERSION, "dim": dim, "dtype": _DTYPE_NAMES[dtype], "counts": counts}
         write_json(tmp / META_FILE, {**meta, **layout})
-        for name, obj in (extra_json or {}).items():
-            write_json(tmp / name, obj)
         EmbeddingStore(tmp)  # opening verifies it
 
 
