@@ -161,7 +161,7 @@ def bench_pretrain(s, backbone: str, root: Path, batches: int) -> dict:
     from ur4rec.runs.training import prepare_run, pretrain_config, pretrain_task
 
     spec = RunSpec(DATASET, backbone, "ur4rec", 0)
-    cfg = pretrain_config(s, 0)
+    cfg = pretrain_config(s.resolve(spec, root))
     base = prepare_run(s, spec.base(), root).model
     task, retriever = pretrain_task(s, spec, root, base=base)
     cut = FirstBatches(task, batches)

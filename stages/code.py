@@ -1,8 +1,9 @@
-"""DVC stage `code`: data/code/<script>.json, the hashes of each stage script's import closure.
+"""DVC stage `code`: data/code/<script>.json, the hashes of each stage script's import closure, and
+data/code/backbones/<name>.json, the hashes of each `backbone:` entry's model implementation.
 
-Every other stage depends on its script's fingerprint instead of on each file it imports, which keeps
-`dvc.lock` small (DVC rewrites it after every stage) while editing a file still reruns exactly the stages
-that import it.
+Every other stage depends on its script's fingerprint (and a backbone's stages on that backbone's) instead of
+on each file it imports, which keeps `dvc.lock` small (DVC rewrites it after every stage) while editing a file
+still reruns exactly the stages that import it.
 """
 
 from pathlib import Path

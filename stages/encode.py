@@ -2,6 +2,7 @@
 
 from ur4rec.runs import encoding
 from ur4rec.cli.boundary import stage_main
+from ur4rec.runs.text_settings import load_text_settings
 
 if __name__ == "__main__":
-    stage_main(encoding.encode, "DATASET")
+    stage_main(encoding.encode, "DATASET", load_text_settings)

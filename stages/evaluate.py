@@ -3,6 +3,7 @@
 
 from ur4rec.runs import evaluation
 from ur4rec.cli.boundary import stage_main
+from ur4rec.runs.settings import load_settings
 
 
 def evaluate(settings, dataset: str, backbone: str, seed: str) -> None:
@@ -10,4 +11,4 @@ def evaluate(settings, dataset: str, backbone: str, seed: str) -> None:
 
 
 if __name__ == "__main__":
-    stage_main(evaluate, "DATASET BACKBONE SEED")
+    stage_main(evaluate, "DATASET BACKBONE SEED", load_settings)

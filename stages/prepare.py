@@ -2,6 +2,7 @@
 
 from ur4rec.runs import data
 from ur4rec.cli.boundary import stage_main
+from ur4rec.runs.data_settings import load_data_settings
 
 if __name__ == "__main__":
-    stage_main(data.prepare, "DATASET")
+    stage_main(data.prepare, "DATASET", load_data_settings)

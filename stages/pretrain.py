@@ -3,6 +3,7 @@ marker) against the seed's Base -> data/<ds>/runs/<backbone>/seed<k>/pretrain/<v
 
 from ur4rec.runs import training
 from ur4rec.cli.boundary import stage_main
+from ur4rec.runs.settings import load_settings
 from ur4rec.cli.launch import distribute
 
 
@@ -12,4 +13,4 @@ def pretrain(settings, dataset: str, backbone: str, seed: str) -> None:
 
 
 if __name__ == "__main__":
-    stage_main(pretrain, "DATASET BACKBONE SEED")
+    stage_main(pretrain, "DATASET BACKBONE SEED", load_settings)

@@ -2,6 +2,7 @@
 
 from ur4rec.runs import reporting
 from ur4rec.cli.boundary import stage_main
+from ur4rec.runs.settings import load_settings
 
 
 def report(settings, dataset: str) -> None:
@@ -10,4 +11,4 @@ def report(settings, dataset: str) -> None:
 
 
 if __name__ == "__main__":
-    stage_main(report, "DATASET")
+    stage_main(report, "DATASET", load_settings)

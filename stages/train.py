@@ -3,6 +3,7 @@
 from ur4rec.runs import training
 from ur4rec.runs.spec import RunSpec
 from ur4rec.cli.boundary import stage_main
+from ur4rec.runs.settings import load_settings
 from ur4rec.cli.launch import distribute
 
 
@@ -12,4 +13,4 @@ def train_base(settings, dataset: str, backbone: str, seed: str) -> None:
 
 
 if __name__ == "__main__":
-    stage_main(train_base, "DATASET BACKBONE SEED")
+    stage_main(train_base, "DATASET BACKBONE SEED", load_settings)

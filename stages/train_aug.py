@@ -4,6 +4,7 @@ variant whose inputs are unchanged keeps its folder."""
 
 from ur4rec.runs import training
 from ur4rec.cli.boundary import stage_main
+from ur4rec.runs.settings import load_settings
 from ur4rec.cli.launch import distribute
 
 
@@ -13,4 +14,4 @@ def train_aug(settings, dataset: str, backbone: str, seed: str) -> None:
 
 
 if __name__ == "__main__":
-    stage_main(train_aug, "DATASET BACKBONE SEED")
+    stage_main(train_aug, "DATASET BACKBONE SEED", load_settings)

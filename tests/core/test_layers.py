@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +86,29 @@ def test_training_stages_do_not_depend_on_generation_or_report_code():
     heavy = ("ur4rec/train/loop", "ur4rec/retriever/model", "ur4rec/retriever/augment", "ur4rec/report/build",
              "ur4rec/encode/encode")
     assert not [d for d in generate if d.startswith(heavy)]
+
+
+def test_data_and_text_stages_never_read_model_code():
+    """fetch, prepare, generate and encode parse only their own params sections: no file under models/."""
+    for stage in ("fetch", "prepare", "generate", "encode"):
+        deps = dag.closure(REPO_ROOT / dag.STAGES[stage].script)
+        assert not [d for d in deps if d.startswith("ur4rec/models/")], stage
+
+
+def test_a_model_implementation_enters_only_its_own_backbone_fingerprint(tmp_path):
+    """The stage scripts import no model implementation (models are imported by name when built); each
+    backbone's fingerprint holds its own module, so editing sasrec.py reruns SASRec's stages alone."""
+    from ur4rec.models.config import MODELS
+
+    implementations = {str(dag.module_file(e.module).relative_to(REPO_ROOT)) for e in MODELS.values()}
+    for name, stage in dag.STAGES.items():
+        assert not implementations & set(dag.closure(REPO_ROOT / stage.script)), name
+    params = {"backbone": {"sasrec": {}, "dlcm-hist": {"model": "dlcm"}}}
+    for sub in ("stages", "ur4rec"):
+        shutil.copytree(REPO_ROOT / sub, tmp_path / sub, ignore=shutil.ignore_patterns("__pycache__"))
+    dag.write_fingerprints(tmp_path, params)
+    written = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "data/code/backbones").glob("*.json")}
+    assert set(written) == {"sasrec", "dlcm-hist"} and written["dlcm-hist"]["model"] == "dlcm"
+    assert "ur4rec/models/sasrec.py" in written["sasrec"]["files"]
+    assert "ur4rec/models/dlcm.py" not in written["sasrec"]["files"]
+    assert {"ur4rec/models/dlcm.py", "ur4rec/models/base.py"} <= set(written["dlcm-hist"]["files"])

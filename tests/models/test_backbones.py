@@ -14,7 +14,8 @@ from tests.models.conftest import (
     make_batch,
 )
 from ur4rec.config import ParamsError
-from ur4rec.models import Backbone, build, lookup, names
+from ur4rec.models import build, lookup, names
+from ur4rec.models.base import Backbone
 from ur4rec.models.catalog import ItemCatalog
 
 

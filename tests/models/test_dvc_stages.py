@@ -48,6 +48,13 @@ def test_train_and_evaluate_rerun_only_on_what_they_read(dvc_project):
     assert "ndcg@10" in shown and "runs/dlcm/seed0/metrics.json" in shown
 
     assert project.ran_stages(project.repro("evaluate")) == []           # a second run does nothing
+    # the data stages never read model code; editing one backbone's module reruns that backbone's stages alone
+    for stage in ("fetch", "prepare", "generate", "encode"):
+        files = json.loads((project.root / "data" / "code" / f"{stage}.json").read_text())["files"]
+        assert files and not [f for f in files if f.startswith("ur4rec/models/")], stage
+    with open(project.root / "ur4rec" / "models" / "sasrec.py", "a", encoding="utf-8") as handle:
+        handle.write("# a comment changes the file, so its backbone's fingerprint\n")
+    assert project.ran_stages(project.repro("evaluate"), code=True) == sorted(["code", *stages(0, ["sasrec"])])
     project.set_params("seeds=[0, 1]")                                    # a new seed runs only its own stages
     assert project.ran_stages(project.repro("evaluate")) == stages(1)
     project.set_params("train.epochs=3")                                  # a loop setting: every training

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.models.conftest import N_CATEGORIES, N_ITEMS, make_batch
-from ur4rec.models import build, lookup
+from ur4rec.models import build, entry
 from ur4rec.models.catalog import ItemCatalog
 from ur4rec.models.recformer import MissingItemTexts, Recformer, TextModelError
 from ur4rec.models.recformer_pretrain import mask_tokens, pretrain
@@ -79,8 +79,8 @@ def tiny(folder: Path, item_categories: torch.Tensor, aug_dim: int = 0, **overri
 
 
 def test_needs_item_texts_and_refuses_a_catalogue_without_them(item_categories):
-    assert lookup("recformer").needs_item_texts is True
-    assert getattr(lookup("lrurec"), "needs_item_texts", False) is False
+    assert entry("recformer").needs_item_texts is True
+    assert entry("lrurec").needs_item_texts is False
     with pytest.raises(MissingItemTexts, match=r"catalogue has none.*with_texts=True"):
         build("recformer", {}, ItemCatalog(N_ITEMS, N_CATEGORIES, item_categories))
     with pytest.raises(MissingItemTexts, match=r"2 texts for 30 items \(expected n_items \+ 1"):

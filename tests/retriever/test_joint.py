@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow  # real training runs: the full suite, not the inn
 
 def base_model(root, s, backbone="prm"):
     spec = RunSpec("fx", backbone, None, 0)
-    model, _ = build_model(s, spec, catalog_of(s, spec, root), training=False, root=root)
+    model, _ = build_model(s.resolve(spec, root), catalog_of(s.resolve(spec, root)), training=False)
     return load_weights(model, spec.paths(root).train / "model.safetensors").eval()
 
 
@@ -33,7 +33,7 @@ def test_every_arm_starts_exactly_as_base_with_the_same_parameter_groups(tiny_pr
     root, s = tiny_project
     spec = RunSpec("fx", "prm", variant, 0)
     torch.manual_seed(0)
-    model, groups = build_model(s, spec, catalog_of(s, spec, root), training=True, root=root)
+    model, groups = build_model(s.resolve(spec, root), catalog_of(s.resolve(spec, root)), training=True)
     valid = load_split(spec.paths(root).dataset, "valid", 10, 60)
     assert np.allclose(predict(model.eval(), valid), predict(base_model(root, s), valid), atol=1e-5)
     joint = s.retriever.joint
@@ -56,7 +56,7 @@ def test_the_control_and_llm_differ_only_in_the_augmentation(tiny_project):
     for variant in ("control", "llm"):
         spec = RunSpec("fx", "prm", variant, 0)
         torch.manual_seed(0)
-        built[variant] = build_model(s, spec, catalog_of(s, spec, root), training=True, root=root)
+        built[variant] = build_model(s.resolve(spec, root), catalog_of(s.resolve(spec, root)), training=True)
     (control, c_groups), (llm, l_groups) = built["control"], built["llm"]
     assert [[tuple(p.shape) for p in g["params"]] for g in c_groups] == [[tuple(p.shape) for p in g["params"]] for g in l_groups]
     assert [g.get("lr") for g in c_groups] == [g.get("lr") for g in l_groups]

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from ur4rec.runs.model import build_model, catalog_of, history_len
+from ur4rec.runs.model import build_model, catalog_of
 from ur4rec.runs.spec import RunSpec
 from ur4rec.runs.training import RunParts, prepare_run, pretrain_config, pretrain_task, train
 from ur4rec.train.loop import fit
@@ -18,9 +18,9 @@ def test_prepare_run_builds_what_training_builds(tiny_project):
     parts = prepare_run(s, spec, root)
     assert isinstance(parts, RunParts)
     assert parts.cfg == s.train_config("prm", 0, joint=True)
-    assert parts.history_len == history_len(s, spec) == parts.task.train.history.shape[1]
+    assert parts.history_len == s.resolve(spec, root).history_len == parts.task.train.history.shape[1]
     torch.manual_seed(0)
-    model, groups = build_model(s, spec, catalog_of(s, spec, root), training=True, root=root)
+    model, groups = build_model(s.resolve(spec, root), catalog_of(s.resolve(spec, root)), training=True)
     assert [[tuple(p.shape) for p in g["params"]] for g in parts.groups] == \
         [[tuple(p.shape) for p in g["params"]] for g in groups]
     valid = parts.task.valid
@@ -43,11 +43,11 @@ def test_pretrain_task_takes_h_from_a_given_base(tiny_project):
     spec = RunSpec("fx", "prm", "ur4rec", 0)
     base = prepare_run(s, spec.base(), root).model
     task, _ = pretrain_task(s, spec, root, base=base)
-    n_items = catalog_of(s, spec, root).n_items
+    n_items = catalog_of(s.resolve(spec, root)).n_items
     with torch.no_grad():
         expected = base.item_repr(torch.arange(n_items + 1)).float()
     assert torch.equal(task.data.h_table, expected)
     from_checkpoint, _ = pretrain_task(s, spec, root)
     assert not torch.equal(from_checkpoint.data.h_table, expected)  # the trained Base differs from a fresh one
-    cfg = pretrain_config(s, 3)
+    cfg = pretrain_config(s.resolve(RunSpec("fx", "prm", "ur4rec", 3), root))
     assert (cfg.seed, cfg.lr, cfg.batch_size) == (3, s.retriever.pretrain.lr, s.retriever.pretrain.batch_size)

@@ -57,14 +57,14 @@ def _bug() -> None:
     sys.exit(2)
 
 
-def stage_main(run: Callable[..., object], usage: str, argv: list[str] | None = None) -> None:
-    """Entry point of a DVC stage script: check the whole params file, then run the stage on its arguments."""
+def stage_main(run: Callable[..., object], usage: str, load: Callable[[], object], argv: list[str] | None = None) -> None:
+    """Entry point of a DVC stage script: `load` parses and checks the params the stage reads (its own
+    settings loader, so the stage's code holds only those sections' config code), then the stage runs on its
+    arguments."""
     args = sys.argv[1:] if argv is None else argv
     with boundary():
         n_args = len(usage.split())
         if len(args) != n_args:
             print(f"usage: python {sys.argv[0]} {usage}", file=sys.stderr)
             sys.exit(2)
-        from ur4rec.runs.settings import load_settings
-
-        run(load_settings(), *args)
+        run(load(), *args)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ur4rec.cli.app import command
+from ur4rec.cli.command import command
 
 
 @command()

@@ -8,7 +8,7 @@ import shutil
 
 import typer
 
-from ur4rec.cli.app import command
+from ur4rec.cli.command import command
 from ur4rec.cli.common import ParamsOpt, SetOpt
 from ur4rec.config import DEFAULT_PARAMS
 

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ur4rec.cli.app import app, command
+from ur4rec.cli.command import app, command
 from ur4rec.cli.common import ParamsOpt, SetOpt, read_settings, run_dvc
 from ur4rec.config import DEFAULT_PARAMS
 

@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ur4rec.cli.app import app, command
+from ur4rec.cli.command import app, command
 from ur4rec.cli.common import DatasetOpt, ParamsOpt, SetOpt, read_settings
 from ur4rec.config import DEFAULT_PARAMS
 
@@ -41,9 +41,9 @@ def generate(dataset: DatasetOpt, params: ParamsOpt = DEFAULT_PARAMS, sets: SetO
 
 
 def _cache(params: Path, sets: list[str] | None):
-    from ur4rec.llm.cache import llm_cache
+    from ur4rec.runs.generation import llm_cache
 
-    return llm_cache(read_settings(params, sets).llm)
+    return llm_cache(read_settings(params, sets))
 
 
 @command(cache_app, "stats")

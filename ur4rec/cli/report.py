@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ur4rec.cli.app import command
+from ur4rec.cli.command import command
 from ur4rec.cli.common import DatasetOpt, ParamsOpt, SetOpt, read_settings
 from ur4rec.config import DEFAULT_PARAMS
 

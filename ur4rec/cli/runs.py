@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from ur4rec.cli.app import command
+from ur4rec.cli.command import command
 from ur4rec.cli.common import BackboneOpt, DatasetOpt, ParamsOpt, SeedOpt, SetOpt, VariantOpt, read_settings
 from ur4rec.config import DEFAULT_PARAMS
 
@@ -28,12 +28,12 @@ def train(dataset: DatasetOpt, backbone: BackboneOpt, variant: VariantOpt = None
     UR4Rec, ablations) jointly from its seed's Base."""
     from ur4rec.cli.launch import distribute
     from ur4rec.runs.training import train as run_train
-    from ur4rec.train.distributed import world
+    from ur4rec.runs.training import is_main_process
 
     settings = read_settings(params, sets)
     distribute(settings.train.distributed.nproc)
     result = run_train(settings, _spec(dataset, backbone, variant, seed))
-    if world().main:
+    if is_main_process():
         typer.echo(json.dumps({k: v for k, v in dataclasses.asdict(result).items() if k != "history"}))
 
 
@@ -43,12 +43,12 @@ def pretrain(dataset: DatasetOpt, backbone: BackboneOpt, variant: VariantOpt = "
     """Pre-train a variant's retriever (L_CL + alpha * L_PIM) on its seed's frozen Base item representations."""
     from ur4rec.cli.launch import distribute
     from ur4rec.runs.training import pretrain as run_pretrain, pretrain_processes
-    from ur4rec.train.distributed import world
+    from ur4rec.runs.training import is_main_process
 
     settings, spec = read_settings(params, sets), _spec(dataset, backbone, variant, seed)
     distribute(pretrain_processes(settings, [spec.variant]))
     out = run_pretrain(settings, spec)
-    if world().main:
+    if is_main_process():
         typer.echo(json.dumps({k: v for k, v in out.items() if k != "history"}))
 
 
@@ -68,23 +68,6 @@ def compare(
     metric: Annotated[str, typer.Option("--metric", "-m", help="Column to test, e.g. ndcg@10.")] = "ndcg@10",
 ) -> None:
     """Paired t-test of one metric between two runs on the same test users (a user's lists averaged first)."""
-    import numpy as np
-    import polars as pl
+    from ur4rec.runs.evaluation import compare_runs
 
-    from ur4rec.errors import UserError
-    from ur4rec.eval.stats import paired_test, per_user_means
-
-    frames = []
-    for path in (a, b):
-        if not path.exists():
-            raise UserError(f"{path}: not found (an eval/per_sample.parquet of an evaluated run)")
-        frame = pl.read_parquet(path)
-        if metric not in frame.columns or "user_id" not in frame.columns:
-            raise UserError(f"{path}: needs columns user_id and {metric}; has {frame.columns}")
-        frames.append(per_user_means(frame["user_id"].to_numpy(), frame[metric].to_numpy()))
-    if not np.array_equal(frames[0][0], frames[1][0]):
-        raise UserError(f"{a} and {b} cover different test users: a paired test needs the same users")
-    result = paired_test(frames[0][1], frames[1][1])
-    typer.echo(json.dumps({"metric": metric, "n_users": result.n_users, "mean_a": result.mean_a, "mean_b": result.mean_b,
-                           "diff": result.diff, "ci95": [result.ci_low, result.ci_high], "t": result.statistic,
-                           "p": result.pvalue}))
+    typer.echo(json.dumps(compare_runs(a, b, metric)))

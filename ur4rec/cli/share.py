@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from ur4rec.cli.app import app, command
+from ur4rec.cli.command import app, command
 from ur4rec.cli.common import ParamsOpt, SetOpt, read_settings, run_dvc
 from ur4rec.cli.llm import RemoteOpt, cache_pull, cache_push
 from ur4rec.config import DEFAULT_PARAMS
@@ -59,9 +59,9 @@ def remote_url(name: str | None) -> tuple[str, str]:
 
 
 def llm_cache_root(params: Path, sets: list[str] | None) -> Path:
-    from ur4rec.llm.generate import llm_cache
+    from ur4rec.runs.generation import llm_cache
 
-    return llm_cache(read_settings(params, sets).llm).root
+    return llm_cache(read_settings(params, sets)).root
 
 
 def fetch_outs(lock: Path = Path(LOCK)) -> dict[str, Any]:

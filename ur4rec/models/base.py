@@ -12,13 +12,13 @@ left-padded with 0 and `candidates [B, C]` works).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 import torch
 from torch import Tensor, nn
 
 from ur4rec.models.catalog import ItemCatalog
+from ur4rec.models.config import BackboneConfig
 from ur4rec.models.item_features import ItemFeatures
 
 
@@ -27,23 +27,10 @@ class BatchLike(Protocol):
     candidates: Tensor
 
 
-@dataclass
-class BackboneConfig:
-    """Settings every backbone has; each backbone extends it with its own (layers, heads, ...)."""
-
-    lr: float = 1e-3           # read by the training loop: the paper tunes it per backbone family
-    epochs: int | None = None  # the Base run's epoch bound (None: train.epochs); a slow model's CPU budget
-    history_len: int = 10      # most recent history items the model reads (10 rerankers, 150 sequential)
-    dim: int = 64              # model width d = item representation size
-    dropout: float = 0.1
-
-
 class Backbone(nn.Module):
     """Base class: item features, the optional augmentation projection, and history helpers."""
 
-    Config: ClassVar[type[BackboneConfig]] = BackboneConfig
     name: ClassVar[str] = ""
-    needs_item_texts: ClassVar[bool] = False  # True: build over a catalogue with `texts` (text-based models)
 
     def __init__(self, cfg: BackboneConfig, catalog: ItemCatalog, aug_dim: int = 0):
         super().__init__()

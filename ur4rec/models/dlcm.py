@@ -8,25 +8,18 @@ the candidate's representation (and the user's history summary with `user_histor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from ur4rec.models import register
 from ur4rec.models.base import Backbone
-from ur4rec.models.reranker import RerankerConfig, candidate_inputs, input_width
+from ur4rec.models.config import DLCMConfig
+from ur4rec.models.reranker import candidate_inputs, input_width
 from ur4rec.models.catalog import ItemCatalog
 
 
-@dataclass
-class DLCMConfig(RerankerConfig):
-    layers: int = 1
 
-
-@register("dlcm")
 class DLCM(Backbone):
-    Config = DLCMConfig
 
     def __init__(self, cfg: DLCMConfig, catalog: ItemCatalog, aug_dim: int = 0):
         super().__init__(cfg, catalog, aug_dim)

@@ -8,21 +8,15 @@ reranking setting of the paper), not session-parallel next-item prediction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from ur4rec.models import register
-from ur4rec.models.base import Backbone, BackboneConfig
+from ur4rec.models.base import Backbone
+from ur4rec.models.config import GRU4RecConfig
 from ur4rec.models.catalog import ItemCatalog
 
-
-@dataclass
-class GRU4RecConfig(BackboneConfig):
-    history_len: int = 150
-    layers: int = 1
 
 
 def right_align(x: Tensor, lengths: Tensor) -> Tensor:
@@ -33,9 +27,7 @@ def right_align(x: Tensor, lengths: Tensor) -> Tensor:
     return x.gather(1, idx)
 
 
-@register("gru4rec")
 class GRU4Rec(Backbone):
-    Config = GRU4RecConfig
 
     def __init__(self, cfg: GRU4RecConfig, catalog: ItemCatalog, aug_dim: int = 0):
         super().__init__(cfg, catalog, aug_dim)

@@ -22,31 +22,18 @@ every backbone here (the paper trains next-item cross-entropy over the whole cat
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ur4rec.models import register
-from ur4rec.models.base import Backbone, BackboneConfig
+from ur4rec.models.base import Backbone
+from ur4rec.models.config import LRURecConfig
 from ur4rec.models.catalog import ItemCatalog
 
 INIT_STD = 0.02  # the paper's truncated-normal init of the projections, cut at 2 std
 CHUNK = 16       # steps solved in closed form per block by `chunked_scan` (fastest of 8, 16, 32 on a CPU)
 
-
-@dataclass
-class LRURecConfig(BackboneConfig):
-    history_len: int = 150     # paper: 200 on ML-1M, 50 on the sparser sets
-    dim: int = 64              # paper: 64
-    dropout: float = 0.2       # paper: 0.2 (embedding, LRU output and feed-forward)
-    blocks: int = 2            # paper: 2 LRU blocks
-    state_factor: int = 2      # complex state size = state_factor * dim (paper: 2)
-    r_min: float = 0.8         # ring init of |lambda| (paper: 0.8 .. 0.99)
-    r_max: float = 0.99
-    max_phase: float = 2 * math.pi
 
 
 def ring_init(n: int, r_min: float, r_max: float, max_phase: float) -> tuple[Tensor, Tensor, Tensor]:
@@ -165,9 +152,7 @@ class LRUBlock(nn.Module):
         return self.ffn(self.lru(x, present, last_only))
 
 
-@register("lrurec")
 class LRURec(Backbone):
-    Config = LRURecConfig
 
     def __init__(self, cfg: LRURecConfig, catalog: ItemCatalog, aug_dim: int = 0):
         if cfg.blocks < 1 or cfg.state_factor < 1:

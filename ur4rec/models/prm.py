@@ -8,28 +8,19 @@ candidate into a score.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from ur4rec.models import register
 from ur4rec.models.base import Backbone
-from ur4rec.models.reranker import RerankerConfig, candidate_inputs, input_width
+from ur4rec.models.config import PRMConfig
+from ur4rec.models.reranker import candidate_inputs, input_width
 from ur4rec.models.catalog import ItemCatalog
 from ur4rec.models.layers import Encoder
 
 
-@dataclass
-class PRMConfig(RerankerConfig):
-    layers: int = 1
-    heads: int = 2
-    max_candidates: int = 100    # size of the position table; must be >= prepare.n_candidates
 
-
-@register("prm")
 class PRM(Backbone):
-    Config = PRMConfig
 
     def __init__(self, cfg: PRMConfig, catalog: ItemCatalog, aug_dim: int = 0):
         super().__init__(cfg, catalog, aug_dim)

@@ -26,21 +26,18 @@ pre-training (MLM + item-item contrastive) is in `ur4rec.models.recformer_pretra
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ur4rec.batching import length_batches
+from ur4rec.models.config import RecformerConfig
 from ur4rec.errors import UserError
-from ur4rec.models import register
-from ur4rec.models.base import Backbone, BackboneConfig
+from ur4rec.models.base import Backbone
 from ur4rec.models.catalog import ItemCatalog
 from ur4rec.models.recformer_text import (
-    DEFAULT_KEYS,
     N_TOKEN_TYPES,
     SequenceBuilder,
     TextBatch,
@@ -58,31 +55,6 @@ class MissingItemTexts(UserError, ValueError):
 class TextModelError(UserError, ValueError):
     """`text_model` does not name a usable encoder."""
 
-
-@dataclass
-class RecformerConfig(BackboneConfig):
-    lr: float = 5e-5                # paper: 5e-5 (fine-tuning)
-    history_len: int = 20           # history window read from the data
-    dim: int = 0                    # 0: the encoder's width, no projection (the paper's setting)
-    dropout: float = 0.1            # the encoder's hidden dropout (paper: 0.1)
-    attention_dropout: float = 0.0  # paper: 0.1; off as in this project's own attention layers (15% of a CPU step)
-    text_model: str = "packaged:minilm"  # or a local folder (paper: Longformer-base)
-    max_tokens: int = 128           # per user sequence, [CLS]/[SEP] included (paper: 1024)
-    max_item_tokens: int = 32       # per item (paper: 32 per attribute, 3 attributes)
-    history_items: int = 20         # most recent items in the user text (paper: 50)
-    temperature: float = 0.05       # paper: 0.05
-    pooling: str = "mean"           # "cls" (paper) or "mean" (how all-MiniLM-L6-v2 was trained)
-    freeze_layers: int = 0          # freeze the embeddings and the lowest N encoder layers
-    freeze_word_embeddings: bool = True  # paper's fine-tuning option; also spares AdamW a 30k x d table
-    attribute_keys: list[str] = field(default_factory=lambda: list(DEFAULT_KEYS))
-    item_batch_tokens: int = 8192   # padded tokens per batch when encoding the item table
-    # Recformer's pre-training (MLM + item-item contrastive) before fine-tuning; see recformer_pretrain.
-    pretrain: bool = False
-    pretrain_epochs: int = 1
-    pretrain_lr: float = 5e-5
-    pretrain_batch_size: int = 16
-    mlm_probability: float = 0.15
-    mlm_weight: float = 0.1         # paper: 0.1
 
 
 def text_model_dir(ref: str) -> Path:
@@ -120,7 +92,7 @@ def check_config(cfg: RecformerConfig, catalog: ItemCatalog) -> None:
     if catalog.texts is None:
         raise MissingItemTexts(
             "recformer reads item texts, but the catalogue has none: build it with "
-            "read_catalog(items.parquet, with_texts=True) (Recformer.needs_item_texts is True)")
+            "read_catalog(items.parquet, with_texts=True) (its registry entry has needs_item_texts)")
     if len(catalog.texts) != catalog.n_items + 1:
         raise MissingItemTexts(f"recformer: catalogue has {len(catalog.texts)} texts for {catalog.n_items} items "
                                "(expected n_items + 1, index 0 for padding)")
@@ -184,10 +156,7 @@ class TextEncoder(nn.Module):
             layer.requires_grad_(False)
 
 
-@register("recformer")
 class Recformer(Backbone):
-    Config = RecformerConfig
-    needs_item_texts: ClassVar[bool] = True
 
     def __init__(self, cfg: RecformerConfig, catalog: ItemCatalog, aug_dim: int = 0):
         check_config(cfg, catalog)

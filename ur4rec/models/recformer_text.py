@@ -23,9 +23,6 @@ from torch import Tensor
 SPECIAL, KEY, VALUE, PAD_TYPE = 0, 1, 2, 3
 N_TOKEN_TYPES = 4
 
-# Attribute names the catalogue writes for the built-in datasets (MovieLens, Steam, Amazon 2018).
-DEFAULT_KEYS = ("title", "categories", "brand", "date", "description", "developer", "imdb url", "main cat", "price",
-                "publisher", "release date", "specs", "tags", "video release date", "year")
 LEADING_KEYS = ("title", "categories")  # written first, in this order; the rest follow sorted by name
 
 

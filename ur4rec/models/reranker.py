@@ -10,17 +10,13 @@ information enters only through the augmentation. That history-blind setting is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from ur4rec.models.base import Backbone, BackboneConfig
+from ur4rec.models.base import Backbone
+from ur4rec.models.config import RerankerConfig
 
-
-@dataclass
-class RerankerConfig(BackboneConfig):
-    user_history: bool = False   # true: each candidate also reads the user's history summary (not the paper's)
 
 
 def input_width(cfg: RerankerConfig) -> int:

@@ -10,22 +10,15 @@ over the candidate list, as every backbone here.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from ur4rec.models import register
-from ur4rec.models.base import Backbone, BackboneConfig
+from ur4rec.models.base import Backbone
+from ur4rec.models.config import SASRecConfig
 from ur4rec.models.catalog import ItemCatalog
 from ur4rec.models.layers import Encoder
 
-
-@dataclass
-class SASRecConfig(BackboneConfig):
-    history_len: int = 150
-    layers: int = 2
-    heads: int = 2
 
 
 def allowed_attention(history: Tensor) -> Tensor:
@@ -38,9 +31,7 @@ def allowed_attention(history: Tensor) -> Tensor:
     return allowed.unsqueeze(1)
 
 
-@register("sasrec")
 class SASRec(Backbone):
-    Config = SASRecConfig
 
     def __init__(self, cfg: SASRecConfig, catalog: ItemCatalog, aug_dim: int = 0):
         super().__init__(cfg, catalog, aug_dim)

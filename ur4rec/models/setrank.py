@@ -9,23 +9,16 @@ equivariance; see `reranker.py`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from ur4rec.models import register
 from ur4rec.models.base import Backbone
-from ur4rec.models.reranker import RerankerConfig, candidate_inputs, input_width
+from ur4rec.models.config import SetRankConfig
+from ur4rec.models.reranker import candidate_inputs, input_width
 from ur4rec.models.catalog import ItemCatalog
 from ur4rec.models.layers import Attention, FeedForward
 
-
-@dataclass
-class SetRankConfig(RerankerConfig):
-    layers: int = 2
-    heads: int = 2
-    inducing_points: int = 8     # 0: MSAB (full self-attention) instead of IMSAB
 
 
 class MAB(nn.Module):
@@ -60,9 +53,7 @@ class SetBlock(nn.Module):
         return self.attend(x, points)
 
 
-@register("setrank")
 class SetRank(Backbone):
-    Config = SetRankConfig
 
     def __init__(self, cfg: SetRankConfig, catalog: ItemCatalog, aug_dim: int = 0):
         super().__init__(cfg, catalog, aug_dim)

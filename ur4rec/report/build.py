@@ -58,7 +58,7 @@ def build_report(plan: ReportPlan, root: Path = DATA_ROOT) -> dict[str, Any]:
     table, comparisons = comparison_table(plan, results, main, focus)
     parts += [f"## {focus.upper()}: intervals and tests\n", table, "", mde_note(plan, comparisons, focus), ""]
     if ablations:
-        anchor = [a for a in main if a.is_control or (a.variant is not None and a.variant.kind == "ur4rec")]
+        anchor = [a for a in main if a.is_control or (a.variant is not None and a.variant.uses_retriever)]
         ab_arms = anchor + ablations
         ab_metrics = list(dict.fromkeys([f"map@{parse_metric(focus)[1]}", focus]))
         ab_table, ab_comparisons = comparison_table(plan, results, ab_arms, focus)
@@ -116,7 +116,7 @@ def table5_section(plan: ReportPlan, results: Results) -> list[str]:
     """Table 5: UR4Rec on the backbone that is best on validation against LRURec and Recformer (Base), on the
     same test lists and users, with the user-level tests of the main tables."""
     baselines = [b for b in plan.backbones if plan.models.get(b) in TABLE5_MODELS and results.has(b, BASE)]
-    ours = next((a for a in plan.arms if a.variant is not None and a.variant.kind == "ur4rec" and a.family == "main"), None)
+    ours = next((a for a in plan.arms if a.variant is not None and a.variant.uses_retriever and a.family == "main"), None)
     if not baselines or ours is None:
         return []
     candidates = [b for b in plan.backbones if plan.models.get(b) not in TABLE5_MODELS or b in baselines]

@@ -26,7 +26,7 @@ class Arm:
 
     @property
     def is_kar(self) -> bool:
-        return self.variant is not None and self.variant.kind == "kar"
+        return self.variant is not None and self.variant.is_kar
 
     @property
     def family(self) -> str:

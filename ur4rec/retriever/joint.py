@@ -53,8 +53,3 @@ def param_groups(model: AugmentedRecommender, augmenter_lr: float | None, retrie
 
 def _trainable(params, skip: set[int] = frozenset()) -> list[nn.Parameter]:
     return [p for p in params if p.requires_grad and id(p) not in skip]
-
-
-def joint_history_len(backbone_history: int, z_history: int) -> int:
-    """History read from the data: the backbone's own, or more when Z needs more items."""
-    return max(backbone_history, z_history)

@@ -82,6 +82,16 @@ class VariantConfig:
     def uses_retriever(self) -> bool:
         return self.kind == "ur4rec"
 
+    @property
+    def reads_z(self) -> bool:
+        """Reads Z of eq. 5 (the user vector and the history items' vectors): the retriever, or Z pooled."""
+        return self.kind in ("pooled", "ur4rec")
+
+    @property
+    def is_kar(self) -> bool:
+        """KAR, the augmentation baseline the report tests every arm against (†)."""
+        return self.kind == "kar"
+
     def proxy_count(self, default: int) -> int:
         """K for this variant: 0 without proxies, else the override or the per-backbone default."""
         if self.proxies == "none":

@@ -7,21 +7,21 @@ from typing import Any
 
 from ur4rec.encode.encode import encode_dataset
 from ur4rec.paths import DATA_ROOT, DatasetPaths
-from ur4rec.runs.settings import Settings
+from ur4rec.runs.text_settings import TextSettings
 
 
-def encode(s: Settings, dataset: str, root: Path = DATA_ROOT, progress: bool = True) -> dict[str, Any]:
+def encode(s: TextSettings, dataset: str, root: Path = DATA_ROOT, progress: bool = True) -> dict[str, Any]:
     return encode_dataset(s.encoder, DatasetPaths(dataset, root), progress)
 
 
-def encoder(s: Settings):
+def encoder(s: TextSettings):
     """The encode stage's frozen encoder (`FrozenEncoder`; the model loads on first use)."""
     from ur4rec.encode.encoder import FrozenEncoder
 
     return FrozenEncoder(s.encoder)
 
 
-def texts_to_encode(s: Settings, dataset: str, root: Path = DATA_ROOT) -> list[str]:
+def texts_to_encode(s: TextSettings, dataset: str, root: Path = DATA_ROOT) -> list[str]:
     """The distinct non-blank texts the encode stage encodes for `dataset`, in the order it meets them."""
     from ur4rec.encode.encode import wanted_texts
     from ur4rec.encode.inputs import read_inputs

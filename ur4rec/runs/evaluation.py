@@ -12,14 +12,17 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 
+from ur4rec.errors import UserError
 from ur4rec.eval.metrics import per_sample_metrics
+from ur4rec.eval.stats import paired_test, per_user_means
 from ur4rec.io import write_json, write_parquet
 from ur4rec.paths import DATA_ROOT, DatasetPaths
-from ur4rec.runs.model import build_model, catalog_of, history_len
+from ur4rec.runs.model import build_model, catalog_of
 from ur4rec.runs.settings import Settings
 from ur4rec.runs.spec import RunSpec, load_split
 from ur4rec.train.checkpoint import load_weights
@@ -33,13 +36,13 @@ METRICS_FILE = "metrics.json"
 
 def evaluate(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[str, float]:
     """Evaluate the run's best checkpoint; returns the mean metrics it wrote."""
-    cfg = s.train_config(spec.backbone, spec.seed, joint=spec.variant is not None)
-    make_repeatable(spec.seed, cfg.threads, cfg.deterministic)
-    paths = spec.paths(root)
-    catalog = catalog_of(s, spec, root)
-    model, _ = build_model(s, spec, catalog, training=False, root=root)
+    run = s.resolve(spec, root)
+    make_repeatable(spec.seed, run.loop.threads, run.loop.deterministic)
+    paths = run.paths
+    catalog = catalog_of(run)
+    model, _ = build_model(run, catalog, training=False)
     load_weights(model, paths.train / WEIGHTS_FILE).eval()
-    test = load_split(paths.dataset, "test", history_len(s, spec), catalog.n_items)
+    test = load_split(paths.dataset, "test", run.history_len, catalog.n_items)
     started = time.perf_counter()
     scores = predict(model, test, s.evaluate.batch_size, progress=s.evaluate.progress)
     seconds = time.perf_counter() - started
@@ -68,3 +71,21 @@ def evaluate_seed(s: Settings, dataset: str, backbone: str, seed: int, root: Pat
         metrics[spec.arm] = json.loads((spec.paths(root).eval / METRICS_FILE).read_text(encoding="utf-8"))
     write_json(group.metrics, metrics)
     return metrics
+
+
+def compare_runs(a: Path, b: Path, metric: str) -> dict[str, Any]:
+    """Paired t-test of one metric between two evaluated runs' `per_sample.parquet` on the same test users (a
+    user's lists averaged first)."""
+    frames = []
+    for path in (a, b):
+        if not path.exists():
+            raise UserError(f"{path}: not found (an eval/per_sample.parquet of an evaluated run)")
+        frame = pl.read_parquet(path)
+        if metric not in frame.columns or "user_id" not in frame.columns:
+            raise UserError(f"{path}: needs columns user_id and {metric}; has {frame.columns}")
+        frames.append(per_user_means(frame["user_id"].to_numpy(), frame[metric].to_numpy()))
+    if not np.array_equal(frames[0][0], frames[1][0]):
+        raise UserError(f"{a} and {b} cover different test users: a paired test needs the same users")
+    result = paired_test(frames[0][1], frames[1][1])
+    return {"metric": metric, "n_users": result.n_users, "mean_a": result.mean_a, "mean_b": result.mean_b,
+            "diff": result.diff, "ci95": [result.ci_low, result.ci_high], "t": result.statistic, "p": result.pvalue}

@@ -7,8 +7,15 @@ from typing import Any
 
 from ur4rec.llm.generate import generate_dataset
 from ur4rec.paths import DATA_ROOT, DatasetPaths
-from ur4rec.runs.settings import Settings
+from ur4rec.runs.text_settings import TextSettings
 
 
-def generate(s: Settings, dataset: str, root: Path = DATA_ROOT) -> dict[str, Any]:
+def llm_cache(s: TextSettings):
+    """The shared LLM output cache of the settings' model (`ur4rec.llm.cache.LLMCache`)."""
+    from ur4rec.llm.cache import llm_cache as open_cache
+
+    return open_cache(s.llm)
+
+
+def generate(s: TextSettings, dataset: str, root: Path = DATA_ROOT) -> dict[str, Any]:
     return generate_dataset(s.llm, s.dataset_config(dataset).domain, DatasetPaths(dataset, root))

@@ -1,9 +1,14 @@
-"""The whole params file as one typed object, parsed and cross-checked once before any work starts.
+"""The whole params file as one typed object, parsed and cross-checked once before any work starts, and the
+resolution of a run from it.
 
-Every stage and CLI command loads `Settings` first, so a run never fails an hour in on a setting it could
-have refused at the start: an unknown key, a dataset whose domain has no item template or whose format has
-no loader, a backbone or variant the registries do not know, a K missing for a backbone, a LEAKY setting
-under a clean name. Below this layer only typed configs travel, never the raw params dict.
+Every training, evaluation and report stage and every CLI command loads `Settings` first, so a run never fails
+an hour in on a setting it could have refused at the start: an unknown key, a dataset whose domain has no item
+template or whose format has no loader, a backbone or variant the registries do not know, a K missing for a
+backbone, a LEAKY setting under a clean name. The data and text stages parse only their own sections
+(`ur4rec.runs.data_settings`, `ur4rec.runs.text_settings`). Below this layer only typed configs travel.
+
+`Settings.resolve(spec)` looks a run's names up once: the backbone, the variant, the retriever's per-backbone
+settings, the loop settings and the paths travel together as a `Run`.
 """
 
 from __future__ import annotations
@@ -14,23 +19,18 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ur4rec import models
-from ur4rec.config import DEFAULT_PARAMS, ParamsError, load_params, merged, section
-from ur4rec.data.config import DatasetConfig, FetchConfig, PrepareConfig
-from ur4rec.data.formats import FORMAT_NAMES
-from ur4rec.encode.config import EncoderConfig
+from ur4rec.config import DEFAULT_PARAMS, ParamsError, load_params, section
 from ur4rec.eval.config import EvalConfig
 from ur4rec.eval.metrics import parse_metric
-from ur4rec.llm.config import LLMConfig
-from ur4rec.models.base import BackboneConfig
-from ur4rec.paths import BASE_ARM
+from ur4rec.models.config import BackboneConfig
+from ur4rec.paths import BASE_ARM, DATA_ROOT, RunPaths
 from ur4rec.report.config import ReportConfig
-from ur4rec.retriever.config import RetrieverConfig, parse_retriever
+from ur4rec.retriever.config import BackboneRetrieverConfig, RetrieverConfig, parse_retriever
 from ur4rec.retriever.variants import VariantConfig, parse_variants
+from ur4rec.runs.data_settings import fields_of, names
+from ur4rec.runs.spec import RunSpec
+from ur4rec.runs.text_settings import TextSettings, parse_text_settings
 from ur4rec.train.config import TrainConfig
-
-TOP_LEVEL = ("datasets", "backbones", "variants", "seeds", "fetch", "dataset", "prepare", "llm", "encoder", "train",
-             "backbone", "evaluate", "retriever", "variant", "variant_sets", "report")
-LEAKY_MARK = "LEAKY"
 
 
 @dataclass(frozen=True)
@@ -44,16 +44,44 @@ class BackboneSpec:
 
 
 @dataclass(frozen=True)
-class Settings:
-    datasets: list[str]
+class Run:
+    """One run with every name resolved: what training, pre-training and evaluation read."""
+
+    spec: RunSpec
+    backbone: BackboneSpec
+    variant: VariantConfig | None        # None: the Base run
+    retriever: RetrieverConfig
+    per_backbone: BackboneRetrieverConfig | None  # the retriever's settings for this backbone (None: none given)
+    loop: TrainConfig                    # the run's training loop settings, seed included
+    paths: RunPaths
+
+    @property
+    def is_base(self) -> bool:
+        return self.variant is None
+
+    @property
+    def history_len(self) -> int:
+        """History read from the data: the backbone's own, or more when the variant's Z needs more items."""
+        own = self.backbone.config.history_len
+        if self.variant is not None and self.variant.reads_z:
+            return max(own, self.retriever_settings().z_history)
+        return own
+
+    def retriever_settings(self) -> BackboneRetrieverConfig:
+        if self.per_backbone is None:  # the settings check refuses this for variants that read it
+            raise ParamsError(f"retriever.per_backbone has no entry for backbone {self.spec.backbone!r}")
+        return self.per_backbone
+
+    def base_paths(self) -> RunPaths:
+        """The paths of the Base run of the same backbone and seed (the warm start, h_i for pre-training)."""
+        return self.paths.sibling(BASE_ARM)
+
+
+@dataclass(frozen=True)
+class Settings(TextSettings):
     backbones: list[str]
     variants: list[str]
     seeds: list[int]
-    fetch: FetchConfig
-    dataset: dict[str, DatasetConfig]
-    prepare: PrepareConfig
-    llm: LLMConfig
-    encoder: EncoderConfig
     train: TrainConfig
     backbone: dict[str, BackboneSpec]
     evaluate: EvalConfig
@@ -61,23 +89,9 @@ class Settings:
     variant: dict[str, VariantConfig]
     report: ReportConfig
     variant_sets: dict[str, list[str]] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)  # as read (stage digests)
 
     # ---------------------------------------------------------------- lookups with clear errors
-
-    def dataset_config(self, name: str) -> DatasetConfig:
-        if name not in self.dataset:
-            raise ParamsError(f"unknown dataset {name!r}: params `dataset:` defines {sorted(self.dataset)}")
-        return self.dataset[name]
-
-    def prepare_for(self, name: str) -> PrepareConfig:
-        """`prepare:` with the dataset's own `prepare:` overrides applied."""
-        overrides = self.dataset_config(name).prepare
-        if not overrides:
-            return self.prepare
-        return section(PrepareConfig, merged(dataclasses.asdict(self.prepare), overrides), f"dataset.{name}.prepare")
-
-    def is_leaky(self, name: str) -> bool:
-        return self.prepare_for(name).llm_history_cut == "none"
 
     def backbone_spec(self, name: str) -> BackboneSpec:
         if name not in self.backbone:
@@ -102,8 +116,17 @@ class Settings:
             cfg = dataclasses.replace(cfg, **self.retriever.joint.train_overrides())
         return cfg
 
-    def per_backbone(self, backbone: str):
+    def per_backbone(self, backbone: str) -> BackboneRetrieverConfig:
         return self.retriever.for_backbone(backbone, self.backbone_spec(backbone).model)
+
+    def resolve(self, spec: RunSpec, root: Path = DATA_ROOT) -> Run:
+        """The run `spec` names, every name looked up once."""
+        bspec = self.backbone_spec(spec.backbone)
+        variant = None if spec.variant is None else self.variant_config(spec.variant)
+        per = self.retriever.per_backbone
+        per_backbone = next((per[k] for k in (spec.backbone, bspec.model) if k in per), None)
+        return Run(spec, bspec, variant, self.retriever, per_backbone,
+                   self.train_config(spec.backbone, spec.seed, joint=variant is not None), spec.paths(root))
 
 
 def load_settings(path: str | Path = DEFAULT_PARAMS, overrides: list[str] | None = None) -> Settings:
@@ -112,21 +135,13 @@ def load_settings(path: str | Path = DEFAULT_PARAMS, overrides: list[str] | None
 
 
 def parse_settings(params: Mapping[str, Any], where: str = "params") -> Settings:
-    unknown = sorted(set(params) - set(TOP_LEVEL))
-    if unknown:
-        raise ParamsError(f"{where}: unknown top-level key(s) {unknown}; known: {list(TOP_LEVEL)}")
     if "seed" in (params.get("train") or {}):
         raise ParamsError(f"{where}: train.seed is gone: list the run seeds in the top-level `seeds:`")
     settings = Settings(
-        datasets=_names(params, "datasets"),
-        backbones=_names(params, "backbones"),
-        variants=_names(params, "variants", allow_empty=True),
+        **fields_of(parse_text_settings(params, where)),
+        backbones=names(params, "backbones"),
+        variants=names(params, "variants", allow_empty=True),
         seeds=_seeds(params.get("seeds", [0])),
-        fetch=section(FetchConfig, params.get("fetch"), "fetch"),
-        dataset={n: section(DatasetConfig, b, f"dataset.{n}") for n, b in (params.get("dataset") or {}).items()},
-        prepare=section(PrepareConfig, params.get("prepare"), "prepare"),
-        llm=section(LLMConfig, params.get("llm"), "llm"),
-        encoder=section(EncoderConfig, params.get("encoder"), "encoder"),
         train=section(TrainConfig, params.get("train"), "train"),
         backbone={n: _backbone(n, b) for n, b in (params.get("backbone") or {}).items()},
         evaluate=section(EvalConfig, params.get("evaluate"), "evaluate"),
@@ -134,20 +149,10 @@ def parse_settings(params: Mapping[str, Any], where: str = "params") -> Settings
         variant=parse_variants(params.get("variant")),
         report=section(ReportConfig, params.get("report"), "report"),
         variant_sets={k: list(v) for k, v in (params.get("variant_sets") or {}).items()},
+        params=params,
     )
     check(settings)
     return settings
-
-
-def _names(params: Mapping[str, Any], key: str, allow_empty: bool = False) -> list[str]:
-    value = params.get(key)
-    if value is None and allow_empty:
-        return []
-    if not isinstance(value, list) or (not value and not allow_empty) or not all(isinstance(v, str) for v in value):
-        raise ParamsError(f"`{key}` must be a {'' if allow_empty else 'non-empty '}list of names, got {value!r}")
-    if len(set(value)) != len(value):
-        raise ParamsError(f"`{key}` lists a name twice: {value}")
-    return list(value)
 
 
 def _seeds(value: Any) -> list[int]:
@@ -169,23 +174,6 @@ def _backbone(name: str, block: Mapping[str, Any] | None) -> BackboneSpec:
 
 def check(s: Settings) -> None:
     """Cross-references between sections: everything a run will look up exists and fits."""
-    if s.prepare.llm_history_cut != "before_targets":
-        raise ParamsError("prepare.llm_history_cut must stay before_targets; set none only in a "
-                          f"dataset's own `prepare:` block (a dataset named with {LEAKY_MARK})")
-    for name in s.datasets:
-        s.dataset_config(name)
-    for name, ds in s.dataset.items():
-        if ds.format not in FORMAT_NAMES:
-            raise ParamsError(f"dataset.{name}.format: {ds.format!r} has no loader; known formats: {list(FORMAT_NAMES)}")
-        if ds.domain not in s.llm.templates.item:
-            raise ParamsError(f"dataset.{name}.domain: {ds.domain!r} has no item template; "
-                              f"llm.templates.item has {sorted(s.llm.templates.item)}")
-        prepare = s.prepare_for(name)
-        if ds.clean_twin is not None and (ds.clean_twin not in s.dataset or s.is_leaky(ds.clean_twin)):
-            raise ParamsError(f"dataset.{name}.clean_twin: {ds.clean_twin!r} must name a clean dataset of `dataset:`")
-        if prepare.llm_history_cut == "none" and LEAKY_MARK not in name:
-            raise ParamsError(f"dataset.{name}: llm_history_cut: none lets the LLM see the targets; such a dataset "
-                              f"must carry {LEAKY_MARK} in its name so every path and table shows it")
     parse_metric(s.train.select_metric)
     parse_metric(s.report.focus_metric)
     for name in s.backbones:
@@ -199,7 +187,7 @@ def check(s: Settings) -> None:
         variant = s.variant_config(name)
         if name == BASE_ARM:
             raise ParamsError(f"variant name {BASE_ARM!r} is reserved for the backbone alone")
-        if variant.uses_retriever or variant.kind == "pooled":
+        if variant.reads_z:
             for backbone in s.backbones:
                 s.per_backbone(backbone)
     for set_name, members in s.variant_sets.items():

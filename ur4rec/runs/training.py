@@ -36,8 +36,9 @@ from ur4rec.paths import DATA_ROOT, DatasetPaths
 from ur4rec.retriever.build import build_retriever
 from ur4rec.retriever.negatives import NegativeSampler
 from ur4rec.retriever.pretrain import PretrainData, PretrainTask
-from ur4rec.runs.model import build_model, catalog_of, history_len
-from ur4rec.runs.settings import Settings
+from ur4rec.runs.model import build_model, catalog_of
+from ur4rec.runs.settings import Run, Settings
+from ur4rec.runs.stages import recorded, variant_reads
 from ur4rec.runs.spec import RunSpec, count_users, load_split, users_of_split
 from ur4rec.train.checkpoint import load_weights
 from ur4rec.train import distributed
@@ -53,56 +54,68 @@ VARIANTS_FILE = "variants.json"  # pretrain/ and arms/: the variants the stage w
 
 @dataclass
 class RunParts:
-    """A run as training builds it, before any training: what `fit` receives, and the history length read."""
+    """A run as training builds it, before any training: what `fit` receives, and the run it was built for."""
 
     model: nn.Module
     groups: list[dict] | None
     task: RerankTask
     cfg: TrainConfig
-    history_len: int
+    run: Run
+
+    @property
+    def history_len(self) -> int:
+        return self.run.history_len
 
 
 def prepare_run(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> RunParts:
     """Seed the process, then build the run's model, parameter groups, task and loop settings; `train` fits
     exactly these, and a benchmark can time the loop on them without writing a run."""
-    cfg = s.train_config(spec.backbone, spec.seed, joint=spec.variant is not None)
-    make_repeatable(spec.seed, cfg.threads, cfg.deterministic)
-    paths = spec.paths(root)
-    catalog = catalog_of(s, spec, root)
-    model, groups = build_model(s, spec, catalog, training=True, root=root)
-    length = history_len(s, spec)
-    task = RerankTask(load_split(paths.dataset, "train", length, catalog.n_items),
-                      load_split(paths.dataset, "valid", length, catalog.n_items),
+    return build_parts(s.resolve(spec, root))
+
+
+def build_parts(run: Run) -> RunParts:
+    cfg = run.loop
+    make_repeatable(cfg.seed, cfg.threads, cfg.deterministic)
+    catalog = catalog_of(run)
+    model, groups = build_model(run, catalog, training=True)
+    dataset = run.paths.dataset
+    task = RerankTask(load_split(dataset, "train", run.history_len, catalog.n_items),
+                      load_split(dataset, "valid", run.history_len, catalog.n_items),
                       cfg.select_metric, cfg.eval_batch_size)
-    return RunParts(model, groups, task, cfg, length)
+    return RunParts(model, groups, task, cfg, run)
 
 
 def train(s: Settings, spec: RunSpec, root: Path = DATA_ROOT, inputs: dict[str, Any] | None = None) -> FitResult:
     """Train the run and write `train/` whole (atomically) plus its DVCLive logs; `inputs` (the digest the
     run was trained from) goes into `train/` with the checkpoint, so it never outlives a failed retraining."""
-    run = prepare_run(s, spec, root)
-    paths = spec.paths(root)
-    if hasattr(run.model, "before_fit") and not paths.resume.exists():
-        run.model.before_fit(run.task.train)  # a model's own pre-training (Recformer's), once, not again on resume
+    parts = build_parts(s.resolve(spec, root))
+    paths = parts.run.paths
+    if hasattr(parts.model, "before_fit") and not paths.resume.exists():
+        parts.model.before_fit(parts.task.train)  # a model's own pre-training (Recformer's), once, not again on resume
     with distributed.output_dir(paths.train) as out:
-        write_json(out / CONFIG_FILE, run_config(s, spec, run.cfg, run.history_len, run.task))
-        result = fit(run.model, run.task, run.cfg, out, run.groups, live_dir=paths.live, state_dir=paths.resume)
+        write_json(out / CONFIG_FILE, run_config(parts.run, parts.task))
+        result = fit(parts.model, parts.task, parts.cfg, out, parts.groups, live_dir=paths.live, state_dir=paths.resume)
         if inputs is not None:
             write_json(out / INPUTS_FILE, inputs)
-    distributed.say(f"{spec}: best valid {run.cfg.select_metric} {result.best_valid:.4f} at epoch {result.best_epoch + 1} of "
-          f"{result.epochs_run}, {result.mean_epoch_seconds:.1f} s/epoch")
+    distributed.say(f"{spec}: best valid {parts.cfg.select_metric} {result.best_valid:.4f} at epoch "
+                    f"{result.best_epoch + 1} of {result.epochs_run}, {result.mean_epoch_seconds:.1f} s/epoch")
     return result
 
 
-def run_config(s: Settings, spec: RunSpec, cfg: TrainConfig, length: int, task: RerankTask) -> dict[str, Any]:
-    bspec = s.backbone_spec(spec.backbone)
+def run_config(run: Run, task: RerankTask) -> dict[str, Any]:
+    spec = run.spec
     return {
-        "dataset": spec.dataset, "backbone": spec.backbone, "model": bspec.model, "arm": spec.arm,
-        "variant": None if spec.variant is None else dataclasses.asdict(s.variant_config(spec.variant)),
-        "seed": spec.seed, "backbone_config": dataclasses.asdict(bspec.config), "train_config": dataclasses.asdict(cfg),
-        "history_len": length, "n_candidates": task.train.n_candidates, "n_train_samples": len(task.train),
-        "n_valid_samples": len(task.valid),
+        "dataset": spec.dataset, "backbone": spec.backbone, "model": run.backbone.model, "arm": spec.arm,
+        "variant": None if run.variant is None else dataclasses.asdict(run.variant),
+        "seed": spec.seed, "backbone_config": dataclasses.asdict(run.backbone.config),
+        "train_config": dataclasses.asdict(run.loop), "history_len": run.history_len,
+        "n_candidates": task.train.n_candidates, "n_train_samples": len(task.train), "n_valid_samples": len(task.valid),
     }
+
+
+def is_main_process() -> bool:
+    """Whether this process writes and reports (rank 0 under torchrun; always with one process)."""
+    return distributed.world().main
 
 
 def pretrain_processes(s: Settings, variants: list[str]) -> int:
@@ -165,40 +178,25 @@ def train_arms(s: Settings, dataset: str, backbone: str, seed: int, root: Path =
 
 
 def pretrain_inputs(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[str, Any]:
-    """Everything a variant's pre-training reads: its settings, and the sha256 of the code fingerprint, the
-    prepared data, the vectors and the Base checkpoint. Equal inputs give the same folder (pre-training is
+    """Everything a variant's pre-training reads (the pretrain stage's params and deps for this variant, from
+    `ur4rec.runs.stages`). A variant without pre-training reads only its own block: its marker changes, and
+    so retrains its arm, only when the variant does. Equal inputs give the same folder (pre-training is
     repeatable), so a folder whose `inputs.json` equals this is reused."""
-    variant = s.variant_config(spec.variant)
-    settings: dict[str, Any] = {"variant": dataclasses.asdict(variant), "seed": spec.seed}
-    code = {"code": root / "code" / "pretrain.json"}  # data/code/pretrain.json (dvc.yaml)
-    if not variant.needs_pretraining:
-        return inputs_digest(settings, code)
-    paths = spec.paths(root)
-    settings |= {"arch": dataclasses.asdict(s.retriever.arch), "pretrain": dataclasses.asdict(s.retriever.pretrain),
-                 "per_backbone": dataclasses.asdict(s.per_backbone(spec.backbone)),
-                 "backbone": dataclasses.asdict(s.backbone_spec(spec.backbone).config),
-                 "model": s.backbone_spec(spec.backbone).model, "loop": dataclasses.asdict(pretrain_config(s, spec.seed))}
-    settings["loop"].pop("progress")  # bars change no number
-    files = {"prepared": paths.dataset.prepared, "emb": paths.dataset.emb, "base": paths.sibling(spec.base().arm).train}
-    return inputs_digest(settings, code | files)
+    if not s.variant_config(spec.variant).needs_pretraining:
+        return inputs_digest({"params": recorded(s.params, [f"variant.{spec.variant}"]), "seed": spec.seed}, {})
+    return stage_inputs(s, "pretrain", spec, root)
 
 
 def joint_inputs(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[str, Any]:
-    """Everything an arm's joint training reads: the variant, the backbone, the retriever and joint settings,
-    the loop settings, and the sha256 of the code fingerprint, the prepared data, the vectors, the Base
-    checkpoint and the variant's pre-training folder."""
-    bspec = s.backbone_spec(spec.backbone)
-    loop = dataclasses.asdict(s.train_config(spec.backbone, spec.seed, joint=True))
-    loop.pop("progress")  # bars change no number
-    settings = {"variant": dataclasses.asdict(s.variant_config(spec.variant)), "seed": spec.seed,
-                "backbone": dataclasses.asdict(bspec.config), "model": bspec.model, "loop": loop,
-                "joint": dataclasses.asdict(s.retriever.joint), "arch": dataclasses.asdict(s.retriever.arch),
-                "per_backbone": dataclasses.asdict(s.per_backbone(spec.backbone))}
-    paths = spec.paths(root)
-    files = {"code": root / "code" / "train_aug.json",  # data/code/train_aug.json (dvc.yaml)
-             "prepared": paths.dataset.prepared, "emb": paths.dataset.emb,
-             "base": paths.sibling(spec.base().arm).train, "pretrain": paths.pretrain}
-    return inputs_digest(settings, files)
+    """Everything an arm's joint training reads: the train_aug stage's params and deps for this variant (the
+    settings, and the sha256 of the code fingerprints, the prepared data, the vectors, the Base checkpoint and
+    the variant's pre-training folder)."""
+    return stage_inputs(s, "train_aug", spec, root)
+
+
+def stage_inputs(s: Settings, stage: str, spec: RunSpec, root: Path) -> dict[str, Any]:
+    keys, files = variant_reads(stage, spec.dataset, spec.backbone, spec.seed, spec.arm, root)
+    return inputs_digest({"params": recorded(s.params, keys), "seed": spec.seed}, files)
 
 
 def inputs_digest(settings: dict[str, Any], files: dict[str, Path]) -> dict[str, Any]:
@@ -223,8 +221,9 @@ def tree_digest(path: Path) -> str | None:
 def pretrain(s: Settings, spec: RunSpec, root: Path = DATA_ROOT, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Pre-train the variant's retriever against its seed's Base run, or write the no-pre-training marker;
     `inputs`: its `pretrain_inputs`, when the caller has them already."""
-    variant = s.variant_config(spec.variant)
-    paths = spec.paths(root)
+    run = s.resolve(spec, root)
+    variant = run.variant
+    paths = run.paths
     inputs = pretrain_inputs(s, spec, root) if inputs is None else inputs
     if not variant.needs_pretraining:
         marker = {"pretrained": False, "variant": dataclasses.asdict(variant)}
@@ -232,12 +231,12 @@ def pretrain(s: Settings, spec: RunSpec, root: Path = DATA_ROOT, inputs: dict[st
             write_json(out / CONFIG_FILE, marker)
             write_json(out / INPUTS_FILE, inputs)
         return marker
-    p = s.retriever.pretrain
-    cfg = pretrain_config(s, spec.seed)
-    make_repeatable(spec.seed, cfg.threads, cfg.deterministic)
-    task, retriever = pretrain_task(s, spec, root)
+    p = run.retriever.pretrain
+    cfg = pretrain_config(run)
+    make_repeatable(cfg.seed, cfg.threads, cfg.deterministic)
+    task, retriever = build_pretrain_task(run)
     config = {"pretrained": True, "variant": dataclasses.asdict(variant), "n_proxies": retriever.n_proxies,
-              "z_history": task.z_history, "arch": dataclasses.asdict(s.retriever.arch), "pretrain": dataclasses.asdict(p),
+              "z_history": task.z_history, "arch": dataclasses.asdict(run.retriever.arch), "pretrain": dataclasses.asdict(p),
               "n_train_pairs": task.n_train, "n_valid_pairs": len(task.data.valid)}
     with distributed.output_dir(paths.pretrain) as out:
         write_json(out / CONFIG_FILE, config)
@@ -249,13 +248,13 @@ def pretrain(s: Settings, spec: RunSpec, root: Path = DATA_ROOT, inputs: dict[st
     return dataclasses.asdict(result)
 
 
-def pretrain_config(s: Settings, seed: int) -> TrainConfig:
+def pretrain_config(run: Run) -> TrainConfig:
     """The loop settings of pre-training: `retriever.pretrain`, on the augmented runs' threads."""
-    p = s.retriever.pretrain
-    return TrainConfig(seed=seed, batch_size=p.batch_size, eval_batch_size=p.eval_batch_size, epochs=p.epochs,
+    p, loop = run.retriever.pretrain, run.loop
+    return TrainConfig(seed=run.spec.seed, batch_size=p.batch_size, eval_batch_size=p.eval_batch_size, epochs=p.epochs,
                        patience=p.patience, select_metric=p.select_metric, weight_decay=p.weight_decay,
-                       grad_clip=p.grad_clip, threads=s.retriever.joint.threads or 0, lr=p.lr,
-                       progress=s.train.progress, deterministic=s.train.deterministic, distributed=s.train.distributed)
+                       grad_clip=p.grad_clip, threads=run.retriever.joint.threads or 0, lr=p.lr,
+                       progress=loop.progress, deterministic=loop.deterministic, distributed=loop.distributed)
 
 
 def pretrain_task(s: Settings, spec: RunSpec, root: Path = DATA_ROOT, base: nn.Module | None = None):
@@ -263,17 +262,19 @@ def pretrain_task(s: Settings, spec: RunSpec, root: Path = DATA_ROOT, base: nn.M
 
     `base`: a Base backbone to take h_i from instead of the checkpoint (a benchmark times pre-training
     without a trained Base; the speed does not depend on the weights)."""
-    variant = s.variant_config(spec.variant)
-    paths = spec.paths(root)
-    bspec = s.backbone_spec(spec.backbone)
-    catalog = catalog_of(s, spec, root)
+    return build_pretrain_task(s.resolve(spec, root), base)
+
+
+def build_pretrain_task(run: Run, base: nn.Module | None = None):
+    variant, paths, bspec = run.variant, run.paths, run.backbone
+    catalog = catalog_of(run)
     if base is None:
         base = models.build(bspec.model, bspec.config, catalog)
-        load_weights(base, paths.sibling(spec.base().arm).train / WEIGHTS_FILE)
+        load_weights(base, run.base_paths().train / WEIGHTS_FILE)
     base.eval()
     with torch.no_grad():
         h_table = base.item_repr(torch.arange(catalog.n_items + 1)).float()
-    per = s.per_backbone(spec.backbone)
+    per = run.retriever_settings()
     store = EmbeddingStore(paths.dataset.emb)
     user_kind, item_kind = variant.store_kinds
     n_items = catalog.n_items
@@ -287,7 +288,7 @@ def pretrain_task(s: Settings, spec: RunSpec, root: Path = DATA_ROOT, base: nn.M
         sampler=NegativeSampler.from_interactions(paths.dataset.prepared / "interactions.parquet", n_items,
                                                   popular_users=np.asarray(users_of_split(paths.dataset, "train"))),
     )
-    retriever = build_retriever(s.retriever, variant, per, h_table.shape[1], store.dim)
-    task = PretrainTask(data, s.retriever.pretrain, tuple(variant.objectives), per.z_history, s.retriever.arch.bf16,
-                        spec.seed)
+    retriever = build_retriever(run.retriever, variant, per, h_table.shape[1], store.dim)
+    task = PretrainTask(data, run.retriever.pretrain, tuple(variant.objectives), per.z_history,
+                        run.retriever.arch.bf16, run.spec.seed)
     return task, retriever
