@@ -20,7 +20,8 @@ reads); an aug vector is fused into it as for every backbone.
 
 The encoder is `text_model`: `packaged:minilm` (all-MiniLM-L6-v2, the CPU default) or a local folder holding
 any BERT-family model in safetensors (bert-base, or Longformer as in the paper, on a GPU). Recformer's own
-pre-training (MLM + item-item contrastive) is in `ur4rec.models.recformer_pretrain`, off by default.
+pre-training (MLM + item-item contrastive), off by default, is a task of the one training loop in
+`ur4rec.models.recformer_pretrain`, which the runner fits before the fine-tuning when `pretrain` is set.
 """
 
 from __future__ import annotations
@@ -76,11 +77,13 @@ class RecformerConfig(BackboneConfig):
     freeze_word_embeddings: bool = True  # paper's fine-tuning option; also spares AdamW a 30k x d table
     attribute_keys: list[str] = field(default_factory=lambda: list(DEFAULT_KEYS))
     item_batch_tokens: int = 8192   # padded tokens per batch when encoding the item table
-    # Recformer's pre-training (MLM + item-item contrastive) before fine-tuning; see recformer_pretrain.
+    # Recformer's pre-training (MLM + item-item contrastive) before fine-tuning, on the one loop with the
+    # run's seed and train: settings, selected on the validation lists' loss; see recformer_pretrain.
     pretrain: bool = False
     pretrain_epochs: int = 1
     pretrain_lr: float = 5e-5
     pretrain_batch_size: int = 16
+    pretrain_patience: int = 2      # epochs without a lower validation loss before pre-training stops
     mlm_probability: float = 0.15
     mlm_weight: float = 0.1         # paper: 0.1
 
@@ -268,10 +271,3 @@ class Recformer(Backbone):
         finally:
             self.text.train(was_training)
         return table
-
-    def before_fit(self, train_data) -> None:
-        """Recformer's pre-training on the training lists when `pretrain` is set (the runner calls this)."""
-        if self.cfg.pretrain:
-            from ur4rec.models.recformer_pretrain import pretrain
-
-            pretrain(self, train_data)

@@ -82,8 +82,7 @@ def train(s: Settings, spec: RunSpec, root: Path = DATA_ROOT, inputs: dict[str, 
     run was trained from) goes into `train/` with the checkpoint, so it never outlives a failed retraining."""
     run = prepare_run(s, spec, root)
     paths = spec.paths(root)
-    if hasattr(run.model, "before_fit") and not paths.resume.exists():
-        run.model.before_fit(run.task.train)  # a model's own pre-training (Recformer's), once, not again on resume
+    pretrain_backbone(run, paths, spec.seed)  # the backbone's own pre-training, when its config asks for it
     with distributed.output_dir(paths.train) as out:
         write_json(out / CONFIG_FILE, run_config(s, spec, run.cfg, run.history_len, run.task))
         result = fit(run.model, run.task, run.cfg, out, run.groups, live_dir=paths.live, state_dir=paths.resume)
@@ -291,3 +290,32 @@ def pretrain_task(s: Settings, spec: RunSpec, root: Path = DATA_ROOT, base: nn.M
     task = PretrainTask(data, s.retriever.pretrain, tuple(variant.objectives), per.z_history, s.retriever.arch.bf16,
                         spec.seed)
     return task, retriever
+
+
+def pretrain_backbone(run: RunParts, paths: "RunPaths", seed: int) -> FitResult | None:
+    """The backbone's own pre-training (Recformer's, `backbone.<name>.pretrain`) on the loop, before the run's
+    training: in place on `run.model`, on the run's training and validation lists, with the backbone's
+    pretrain_* loop settings and the run's seed. None when not asked (an augmented run's model starts from
+    its Base, which was pre-trained), or when the run's training will resume from its own state (which holds
+    the weights).
+
+    Resumable from `paths.backbone_pretrain_resume`; an interruption after it finished and before the first
+    epoch of the training reruns it, to the same weights. Its checkpoint (encoder + MLM head) is not kept."""
+    import tempfile
+
+    from ur4rec.models.recformer_pretrain import pretraining
+    from ur4rec.train.resume import STATE_FILE, fingerprint
+
+    if not getattr(getattr(run.model, "cfg", None), "pretrain", False):
+        return None
+    state = paths.resume / STATE_FILE
+    if state.exists() and json.loads(state.read_text(encoding="utf-8")).get("fingerprint") == fingerprint(
+            run.cfg, run.model, run.task.identity()):
+        return None
+    module, task, loop = pretraining(run.model, run.task.train, run.task.valid, seed)
+    cfg = dataclasses.replace(run.cfg, **loop)
+    with tempfile.TemporaryDirectory(prefix=".backbone-pretrain.") as scratch:
+        result = fit(module, task, cfg, scratch, state_dir=paths.backbone_pretrain_resume)
+    distributed.say(f"{paths.backbone}/{paths.arm} seed {seed}: backbone pre-trained {result.epochs_run} epochs; "
+                    f"best valid {cfg.select_metric} {result.best_valid:.4f} at epoch {result.best_epoch + 1}")
+    return result
