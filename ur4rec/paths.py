@@ -155,6 +155,11 @@ class RunPaths:
         return self.group.resume / f"{self.arm}.pretrain"
 
     @property
+    def backbone_pretrain_resume(self) -> Path:
+        """Resume state of the backbone's own pre-training (Recformer's), before the run's training."""
+        return self.group.resume / f"{self.arm}.backbone-pretrain"
+
+    @property
     def eval(self) -> Path:
         """Test metrics: metrics.json and per_sample.parquet (evaluate)."""
         return self.group.eval / self.arm

@@ -112,3 +112,32 @@ def test_a_model_implementation_enters_only_its_own_backbone_fingerprint(tmp_pat
     assert "ur4rec/models/sasrec.py" in written["sasrec"]["files"]
     assert "ur4rec/models/dlcm.py" not in written["sasrec"]["files"]
     assert {"ur4rec/models/dlcm.py", "ur4rec/models/base.py"} <= set(written["dlcm-hist"]["files"])
+
+
+def test_no_module_imports_one_that_imports_it():
+    """No import cycle among ur4rec's modules, imports inside functions included (import-linter's layers
+    allow cycles inside one layer, such as between two models or two CLI modules)."""
+    package = REPO_ROOT / "ur4rec"
+
+    def name(path: Path) -> str:
+        parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+    graph: dict[str, set[str]] = {}
+    for path in package.rglob("*.py"):
+        found = (dag.module_file(m) for m in dag.imported_modules(path))
+        graph[name(path)] = {name(f) for f in found if f is not None} - {name(path)}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            assert state.get(nxt) != 1, "import cycle: " + " -> ".join(trail[trail.index(nxt):] + [node, nxt]
+                                                                         if nxt in trail else [node, nxt])
+            if nxt not in state:
+                visit(nxt, trail + [node])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [])

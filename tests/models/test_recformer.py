@@ -3,6 +3,8 @@ contract, the cached item table, freezing, pre-training and a short fit."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from tests.models.conftest import N_CATEGORIES, N_ITEMS, make_batch
 from ur4rec.models import build, entry
 from ur4rec.models.catalog import ItemCatalog
 from ur4rec.models.recformer import MissingItemTexts, Recformer, TextModelError
-from ur4rec.models.recformer_pretrain import mask_tokens, pretrain
+from ur4rec.models.recformer_pretrain import RecformerPretrainTask, mask_tokens, pretraining
 from ur4rec.models.recformer_text import (
     KEY,
     PAD_TYPE,
@@ -314,19 +316,144 @@ def prepared_lists(prepared_dir: Path, folder: Path, **overrides):
     return model, train, valid
 
 
-def test_pretraining_runs_only_when_asked_and_lowers_its_loss(prepared_dir, tiny_text_model):
-    model, train, _ = prepared_lists(prepared_dir, tiny_text_model)
-    start = {k: v.clone() for k, v in model.state_dict().items()}
-    model.before_fit(train)
-    assert all(torch.equal(v, model.state_dict()[k]) for k, v in start.items())
-    model, train, _ = prepared_lists(prepared_dir, tiny_text_model, pretrain=True, pretrain_epochs=2,
-                                     pretrain_lr=3e-3, pretrain_batch_size=32)
-    small = RerankData(*(t[:64] for t in (train.user_ids, train.history, train.candidates, train.target_pos,
-                                          train.sample_ids)))
-    losses = pretrain(model, small)
-    assert len(losses) == 2 and losses[-1] < losses[0] - 0.1
-    model.eval()
-    assert not any(torch.equal(v, model.state_dict()[k]) for k, v in start.items() if "encoder.layer.1." in k)
+def first(data: RerankData, n: int) -> RerankData:
+    return RerankData(*(t[:n] for t in (data.user_ids, data.history, data.candidates, data.target_pos,
+                                         data.sample_ids)))
+
+
+PRETRAIN = {"pretrain": True, "pretrain_epochs": 2, "pretrain_lr": 3e-3, "pretrain_batch_size": 16}
+
+
+def pretrain_parts(prepared_dir: Path, folder, seed: int = 0, **overrides):
+    """A Recformer, and what fits its pre-training, on 64 training and 32 validation lists."""
+    model, train, valid = prepared_lists(prepared_dir, folder, **(PRETRAIN | overrides))
+    module, task, loop = pretraining(model, first(train, 64), first(valid, 32), seed)
+    return model, module, task, replace(TrainConfig(seed=seed, progress=False, threads=1), **loop)
+
+
+def encoder_weights(model: Recformer) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.text.state_dict().items()}
+
+
+def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_pretraining_is_a_task_of_the_loop_and_lowers_its_validation_loss(prepared_dir, tiny_text_model, tmp_path):
+    model, module, task, cfg = pretrain_parts(prepared_dir, tiny_text_model)
+    assert (cfg.epochs, cfg.lr, cfg.batch_size, cfg.select_metric, task.select_mode) == (2, 3e-3, 16, "loss", "min")
+    trainable = {id(p) for p in module.parameters() if p.requires_grad}
+    expected = [p for p in model.text.parameters() if p.requires_grad] + [*module.head.transform.parameters(),
+                                                                         module.head.bias]
+    assert trainable == {id(p) for p in expected}
+    assert not module.head.state_dict().keys() & {"word_embeddings.weight"}  # tied, held by the encoder alone
+    start_valid = task.validate(module)
+    start = encoder_weights(model)
+    result = fit(module, task, cfg, tmp_path)
+    assert result.epochs_run == 2 and {"train_contrastive", "train_mlm", "valid_hit@1"} <= result.history[0].keys()
+    assert result.best_valid == min(h["valid_loss"] for h in result.history) < start_valid["loss"] - 0.1
+    assert task.validate(module)["loss"] == pytest.approx(result.best_valid)
+    trained = encoder_weights(model)  # the Recformer itself holds the selected pre-trained weights
+    assert not any(torch.equal(v, trained[k]) for k, v in start.items() if "encoder.layer.1." in k)
+
+
+@pytest.mark.slow
+def test_pretraining_the_packaged_minilm_lowers_its_validation_loss(prepared_dir, tmp_path):
+    from ur4rec.packaged import PackagedModelMissing, minilm_dir
+
+    try:
+        minilm_dir()
+    except PackagedModelMissing as exc:
+        pytest.skip(str(exc))
+    model, module, task, cfg = pretrain_parts(prepared_dir, "packaged:minilm", pretrain_lr=1e-4, pretrain_epochs=1)
+    start = task.validate(module)
+    result = fit(module, task, cfg, tmp_path)
+    assert result.best_epoch == 0 and result.best_valid < start["loss"] - 0.5
+    assert result.history[0]["valid_contrastive"] < start["contrastive"]
+
+
+def test_pretraining_batches_carry_their_masks_and_split_by_rows(prepared_dir, tiny_text_model):
+    _, _, task, _ = pretrain_parts(prepared_dir, tiny_text_model)
+    one, again = next(task.batches(16, seed=3)), next(task.batches(16, seed=3))
+    assert torch.equal(one.masked.ids, again.masked.ids) and torch.equal(one.targets, again.targets)
+    assert not torch.equal(one.masked.ids, next(task.batches(16, seed=4)).masked.ids)
+    part = one.rows(slice(4, 8))
+    assert len(part) == 4 and torch.equal(part.targets, one.targets[4:8])
+    width = part.users.ids.shape[1]
+    assert width == int(one.users.mask[4:8].sum(1).max()) and part.labels.shape == (4, width)
+    assert torch.equal(part.masked.ids, one.masked.ids[4:8, :width]) and (one.users.mask[4:8, width:] == 0).all()
+
+
+def test_pretraining_is_repeatable_by_seed(prepared_dir, tiny_text_model, tmp_path):
+    runs = []
+    for seed in (0, 0, 5):
+        model, module, task, cfg = pretrain_parts(prepared_dir, tiny_text_model, seed=seed, pretrain_epochs=1)
+        fit(module, task, cfg, tmp_path / str(len(runs)))
+        runs.append({k: v.clone() for k, v in module.state_dict().items()})
+    assert same(runs[0], runs[1])
+    assert not same(runs[0], runs[2])
+
+
+def test_interrupted_pretraining_resumes_to_the_same_model(prepared_dir, tiny_text_model, tmp_path, monkeypatch):
+    model, module, task, cfg = pretrain_parts(prepared_dir, tiny_text_model)
+    fit(module, task, cfg, tmp_path / "straight")
+    expected = {k: v.clone() for k, v in module.state_dict().items()}
+
+    calls = {"n": 0}
+    real_validate = RecformerPretrainTask.validate
+
+    def crash_in_second_epoch(self, model):  # a kill after the first epoch
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_validate(self, model)
+
+    state = tmp_path / "state"
+    model, module, task, cfg = pretrain_parts(prepared_dir, tiny_text_model)
+    monkeypatch.setattr(RecformerPretrainTask, "validate", crash_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        fit(module, task, cfg, tmp_path / "resumed", state_dir=state)
+    assert json.loads((state / "state.json").read_text())["epoch"] == 1
+    monkeypatch.setattr(RecformerPretrainTask, "validate", real_validate)
+    model, module, task, cfg = pretrain_parts(prepared_dir, tiny_text_model)  # a fresh process
+    result = fit(module, task, cfg, tmp_path / "resumed", state_dir=state)
+    assert result.resumed_from_epoch == 1 and result.epochs_run == 2
+    assert same({k: v.clone() for k, v in module.state_dict().items()}, expected)
+    assert not state.exists()
+
+
+def test_the_runner_pretrains_only_when_asked_and_not_before_a_resumed_training(prepared_dir, tiny_text_model,
+                                                                               tmp_path):
+    from tests.conftest import dataset_entry, settings
+    from ur4rec.runs.spec import RunSpec
+    from ur4rec.runs.training import RunParts, pretrain_backbone
+    from ur4rec.train.resume import LoopState, fingerprint
+
+    def parts(**overrides) -> RunParts:
+        model, train, valid = prepared_lists(prepared_dir, tiny_text_model, **overrides)
+        s = settings(dataset_entry("clusters"), "datasets=[clusters]", "backbones=[recformer]",
+                     *(f"backbone.recformer.{k}={v}" for k, v in overrides.items()))
+        cfg = TrainConfig(seed=0, progress=False, threads=1, lr=1e-3)
+        return RunParts(model, None, RerankTask(first(train, 32), first(valid, 16)), cfg,
+                        s.resolve(RunSpec("clusters", "recformer", None, 0), tmp_path))
+
+    run = parts()
+    paths = run.run.paths
+    start = encoder_weights(run.model)
+    assert pretrain_backbone(run) is None and same(encoder_weights(run.model), start)
+    run = parts(**PRETRAIN | {"pretrain_epochs": 1})
+    result = pretrain_backbone(run)
+    assert result.epochs_run == 1 and not same(encoder_weights(run.model), start)
+    assert not paths.backbone_pretrain_resume.exists()
+    # the training's own resume state holds the weights: no pre-training before it resumes
+    run = parts(**PRETRAIN | {"pretrain_epochs": 1})
+    paths.resume.mkdir(parents=True)
+    state = LoopState(fingerprint=fingerprint(run.cfg, run.model, run.task.identity()))
+    (paths.resume / "state.json").write_text(json.dumps(state.__dict__))
+    assert pretrain_backbone(run) is None and same(encoder_weights(run.model), start)
+    # a state the training will not reuse (another configuration) does not stop it
+    (paths.resume / "state.json").write_text(json.dumps(state.__dict__ | {"fingerprint": "other"}))
+    assert pretrain_backbone(run) is not None
 
 
 def test_fit_reduces_the_training_loss(prepared_dir, tiny_text_model, tmp_path):
@@ -335,3 +462,40 @@ def test_fit_reduces_the_training_loss(prepared_dir, tiny_text_model, tmp_path):
     result = fit(model, RerankTask(train, valid), cfg, tmp_path)
     losses = [h["train_loss"] for h in result.history]
     assert losses[-1] < losses[0] - 0.1
+
+
+def test_a_base_run_pretrains_then_fine_tunes_and_a_resumed_one_does_not_pretrain_again(
+        tiny_text_model, tmp_path, monkeypatch):
+    from tests.conftest import dataset_entry, settings
+    from tests.models.prepared import write_prepared
+    from ur4rec.models import recformer_pretrain
+    from ur4rec.runs.spec import RunSpec
+    from ur4rec.runs.training import train
+
+    root = tmp_path / "data"
+    write_prepared(root / "clusters" / "prepared", samples={"train": 96, "valid": 32, "test": 8})
+    s = settings(dataset_entry("clusters"), "datasets=[clusters]", "backbones=[recformer]", "train.epochs=2",
+                 "train.patience=2", "train.batch_size=64", "train.progress=false", "train.threads=1",
+                 f"backbone.recformer.text_model={tiny_text_model}", "backbone.recformer.max_tokens=48",
+                 "backbone.recformer.history_items=6", "backbone.recformer.lr=1e-3", "backbone.recformer.pretrain=true",
+                 "backbone.recformer.pretrain_lr=3e-3", "backbone.recformer.pretrain_batch_size=32")
+    spec = RunSpec("clusters", "recformer", None, 0)
+    paths = spec.paths(root)
+    calls = []
+    real_pretraining = recformer_pretrain.pretraining
+    monkeypatch.setattr(recformer_pretrain, "pretraining", lambda *a: calls.append(a[3]) or real_pretraining(*a))
+    straight = train(s, spec, root)
+    assert calls == [0] and not paths.backbone_pretrain_resume.exists() and not paths.resume.exists()
+    expected = (paths.train / "model.safetensors").read_bytes()
+
+    real_validate = RerankTask.validate
+    monkeypatch.setattr(RerankTask, "validate", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt)
+                        if (paths.resume / "state.json").exists() else real_validate(*a))
+    with pytest.raises(KeyboardInterrupt):  # killed in the fine-tuning's second epoch
+        train(s, spec, root)
+    monkeypatch.setattr(RerankTask, "validate", real_validate)
+    assert calls == [0, 0]
+    resumed = train(s, spec, root)
+    assert calls == [0, 0] and resumed.resumed_from_epoch == 1
+    assert [h["valid_ndcg@10"] for h in resumed.history] == [h["valid_ndcg@10"] for h in straight.history]
+    assert (paths.train / "model.safetensors").read_bytes() == expected

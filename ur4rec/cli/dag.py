@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from ur4rec.runs.stages import BACKBONE_CODE_DIR, STAGES, Stage, backbone_fingerprint, fingerprint_file, model_module
+from ur4rec.runs.stages import BACKBONE_CODE_DIR, STAGES, Stage, backbone_fingerprint, fingerprint_file, model_modules
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "ur4rec"
@@ -123,8 +123,9 @@ def write_fingerprints(root: Path = ROOT, params: Mapping[str, Any] | None = Non
     for stale in sorted((root / BACKBONE_CODE_DIR).glob("*.json")):
         stale.unlink()
     for name, model in backbone_models(params).items():
-        module = model_module(model)
-        files = fingerprint(module_file(module, root), root) if module else {}
+        files = {}
+        for module in model_modules(model):
+            files |= fingerprint(module_file(module, root), root)
         path = root / backbone_fingerprint(name)
         write_text(path, json.dumps({"backbone": name, "model": model, "files": files}, indent=1) + "\n")
         written.append(path)

@@ -39,6 +39,13 @@ def lookup(name: str) -> type:
     return cls
 
 
+def pretraining(name: str):
+    """The model's own pre-training hook (`pretraining(model, train, valid, seed) -> (module, task, loop
+    settings)`, fitted by the runner on the one loop), or None for a model without one."""
+    module = entry(name).pretraining
+    return None if module is None else importlib.import_module(module).pretraining
+
+
 def make_config(name: str, cfg: Mapping[str, Any] | BackboneConfig | None) -> BackboneConfig:
     """The typed config of backbone `name` from its params block (unknown keys are an error)."""
     config = entry(name).config
@@ -55,4 +62,4 @@ def build(name: str, cfg: Mapping[str, Any] | BackboneConfig | None, catalog: An
     return lookup(name)(make_config(name, cfg), catalog, aug_dim)
 
 
-__all__ = ["BackboneConfig", "MODELS", "build", "entry", "lookup", "make_config", "names"]
+__all__ = ["BackboneConfig", "MODELS", "build", "entry", "lookup", "make_config", "names", "pretraining"]

@@ -96,11 +96,13 @@ class RecformerConfig(BackboneConfig):
     freeze_word_embeddings: bool = True  # paper's fine-tuning option; also spares AdamW a 30k x d table
     attribute_keys: list[str] = field(default_factory=lambda: list(DEFAULT_KEYS))
     item_batch_tokens: int = 8192   # padded tokens per batch when encoding the item table
-    # Recformer's pre-training (MLM + item-item contrastive) before fine-tuning; see recformer_pretrain.
+    # Recformer's pre-training (MLM + item-item contrastive) before fine-tuning, on the one loop with the
+    # run's seed and train: settings, selected on the validation lists' loss; see recformer_pretrain.
     pretrain: bool = False
     pretrain_epochs: int = 1
     pretrain_lr: float = 5e-5
     pretrain_batch_size: int = 16
+    pretrain_patience: int = 2      # epochs without a lower validation loss before pre-training stops
     mlm_probability: float = 0.15
     mlm_weight: float = 0.1         # paper: 0.1
 
@@ -113,6 +115,8 @@ class ModelEntry:
     module: str
     cls: str
     needs_item_texts: bool = False  # built over a catalogue with `texts` (text-based models)
+    pretraining: str | None = None  # module with `pretraining(model, train, valid, seed)`: the model's own
+                                    # pre-training, run on the one loop before its Base run when its config asks
 
 
 MODELS: dict[str, ModelEntry] = {
@@ -123,5 +127,6 @@ MODELS: dict[str, ModelEntry] = {
     "sasrec": ModelEntry(SASRecConfig, "ur4rec.models.sasrec", "SASRec"),
     # Table 5 baselines
     "lrurec": ModelEntry(LRURecConfig, "ur4rec.models.lrurec", "LRURec"),
-    "recformer": ModelEntry(RecformerConfig, "ur4rec.models.recformer", "Recformer", needs_item_texts=True),
+    "recformer": ModelEntry(RecformerConfig, "ur4rec.models.recformer", "Recformer", needs_item_texts=True,
+                            pretraining="ur4rec.models.recformer_pretrain"),
 }

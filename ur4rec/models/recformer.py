@@ -20,7 +20,8 @@ reads); an aug vector is fused into it as for every backbone.
 
 The encoder is `text_model`: `packaged:minilm` (all-MiniLM-L6-v2, the CPU default) or a local folder holding
 any BERT-family model in safetensors (bert-base, or Longformer as in the paper, on a GPU). Recformer's own
-pre-training (MLM + item-item contrastive) is in `ur4rec.models.recformer_pretrain`, off by default.
+pre-training (MLM + item-item contrastive), off by default, is a task of the one training loop in
+`ur4rec.models.recformer_pretrain`, which the runner fits before the fine-tuning when `pretrain` is set.
 """
 
 from __future__ import annotations
@@ -237,10 +238,3 @@ class Recformer(Backbone):
         finally:
             self.text.train(was_training)
         return table
-
-    def before_fit(self, train_data) -> None:
-        """Recformer's pre-training on the training lists when `pretrain` is set (the runner calls this)."""
-        if self.cfg.pretrain:
-            from ur4rec.models.recformer_pretrain import pretrain
-
-            pretrain(self, train_data)

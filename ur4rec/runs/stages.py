@@ -72,9 +72,11 @@ def backbone_fingerprint(backbone: str) -> str:
     return f"{BACKBONE_CODE_DIR}/{backbone}.json"
 
 
-def model_module(model: str) -> str | None:
-    """The module implementing a registered model (None for an unknown name: the settings check says so)."""
-    return MODELS[model].module if model in MODELS else None
+def model_modules(model: str) -> list[str]:
+    """The modules a registered model's stages import by name: its implementation and its own pre-training
+    (none for an unknown name: the settings check says so)."""
+    entry = MODELS.get(model)
+    return [] if entry is None else [m for m in (entry.module, entry.pretraining) if m is not None]
 
 
 def _whole(entry: str) -> str:

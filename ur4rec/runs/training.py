@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -45,6 +46,7 @@ from ur4rec.train import distributed
 from ur4rec.train.config import TrainConfig
 from ur4rec.train.determinism import make_repeatable
 from ur4rec.train.loop import WEIGHTS_FILE, FitResult, fit
+from ur4rec.train.resume import STATE_FILE, fingerprint
 from ur4rec.train.rerank import RerankTask
 
 CONFIG_FILE = "config.json"
@@ -90,8 +92,7 @@ def train(s: Settings, spec: RunSpec, root: Path = DATA_ROOT, inputs: dict[str, 
     run was trained from) goes into `train/` with the checkpoint, so it never outlives a failed retraining."""
     parts = build_parts(s.resolve(spec, root))
     paths = parts.run.paths
-    if hasattr(parts.model, "before_fit") and not paths.resume.exists():
-        parts.model.before_fit(parts.task.train)  # a model's own pre-training (Recformer's), once, not again on resume
+    pretrain_backbone(parts)  # the backbone's own pre-training, when its config asks for it
     with distributed.output_dir(paths.train) as out:
         write_json(out / CONFIG_FILE, run_config(parts.run, parts.task))
         result = fit(parts.model, parts.task, parts.cfg, out, parts.groups, live_dir=paths.live, state_dir=paths.resume)
@@ -292,3 +293,29 @@ def build_pretrain_task(run: Run, base: nn.Module | None = None):
     task = PretrainTask(data, run.retriever.pretrain, tuple(variant.objectives), per.z_history,
                         run.retriever.arch.bf16, run.spec.seed)
     return task, retriever
+
+
+def pretrain_backbone(parts: RunParts) -> FitResult | None:
+    """The backbone's own pre-training (Recformer's, `backbone.<name>.pretrain`) on the loop, before the run's
+    training: in place on `parts.model`, on the run's training and validation lists, with the backbone's
+    pretrain_* loop settings and the run's seed. None when not asked (an augmented run's model starts from
+    its Base, which was pre-trained), or when the run's training will resume from its own state (which holds
+    the weights).
+
+    Resumable from `paths.backbone_pretrain_resume`; an interruption after it finished and before the first
+    epoch of the training reruns it, to the same weights. Its checkpoint (encoder + MLM head) is not kept."""
+    run, paths = parts.run, parts.run.paths
+    pretraining = models.pretraining(run.backbone.model)  # the model's own hook, found by name like the model
+    if pretraining is None or not run.is_base or not run.backbone.config.pretrain:
+        return None
+    state = paths.resume / STATE_FILE
+    if state.exists() and json.loads(state.read_text(encoding="utf-8")).get("fingerprint") == fingerprint(
+            parts.cfg, parts.model, parts.task.identity()):
+        return None
+    module, task, loop = pretraining(parts.model, parts.task.train, parts.task.valid, run.spec.seed)
+    cfg = dataclasses.replace(parts.cfg, **loop)
+    with tempfile.TemporaryDirectory(prefix=".backbone-pretrain.") as scratch:
+        result = fit(module, task, cfg, scratch, state_dir=paths.backbone_pretrain_resume)
+    distributed.say(f"{run.spec}: backbone pre-trained {result.epochs_run} epochs; "
+                    f"best valid {cfg.select_metric} {result.best_valid:.4f} at epoch {result.best_epoch + 1}")
+    return result
