@@ -38,6 +38,10 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary directory; on success it replaces directory `path` whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # What an earlier attempt killed mid-write left here: nothing else writes `path` meanwhile, and inside an
+    # output that persists between runs DVC would hash and push it.
+    for stale in [*path.parent.glob(f".{path.name}.*.tmp"), *path.parent.glob(f".{path.name}.old.*")]:
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp

@@ -40,12 +40,15 @@ def test_a_variant_digest_changes_with_what_its_stage_reads_and_nothing_else(tmp
 
 
 def test_a_marker_digest_reads_only_its_variant(tmp_path):
-    """A variant without pre-training writes a marker whose digest reads only its own block, so pre-training
-    settings never retrain the control."""
+    """A variant without pre-training writes a marker whose digest reads only its own block (and the stage's
+    code), and its arm does not read the marker, so pre-training settings never retrain the control."""
     spec = RunSpec("ml-100k", "prm", "control", 0)
     before = pretrain_inputs(settings(), spec, tmp_path)
     assert pretrain_inputs(settings("retriever.pretrain.lr=0.5", "train.threads=1"), spec, tmp_path) == before
     assert pretrain_inputs(settings("variant.control.family=ablation"), spec, tmp_path) != before
+    assert not [f for f in joint_inputs(settings(), spec, tmp_path)["files"] if "pretrain/" in f]
+    assert [f for f in joint_inputs(settings(), RunSpec("ml-100k", "prm", "ur4rec", 0), tmp_path)["files"]
+            if f.endswith("pretrain/ur4rec")]
     ur4rec = RunSpec("ml-100k", "prm", "ur4rec", 0)
     assert pretrain_inputs(settings("retriever.pretrain.lr=0.5"), ur4rec, tmp_path) != pretrain_inputs(
         settings(), ur4rec, tmp_path)

@@ -135,7 +135,7 @@ def test_the_train_aug_stage_keeps_an_arm_whose_inputs_are_unchanged(tiny_projec
 
     assert run("variants=[control,ur4rec]") == {"control": "trained", "ur4rec": "trained"}
     weights = load_file(str(arms / "ur4rec" / "train" / "model.safetensors"))
-    assert json.loads((arms / "ur4rec" / "train" / "inputs.json").read_text())["settings"]["variant"]["kind"] == "ur4rec"
+    assert json.loads((arms / "ur4rec" / "train" / "inputs.json").read_text())["settings"]["params"]["variant.ur4rec"]["kind"] == "ur4rec"
     assert run("variants=[control,ur4rec,llm]") == {"control": "kept", "ur4rec": "kept", "llm": "trained"}
     # a new pre-training of ur4rec (another temperature) is a new input of its joint training only
     assert run("variants=[control,ur4rec]", "retriever.pretrain.tau=0.2") == {"control": "kept", "ur4rec": "trained"}

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from safetensors.torch import load_file
 from torch import nn
 
 from ur4rec.models.base import Backbone
+from ur4rec.train.checkpoint import read_checkpoint
 from ur4rec.retriever.augment import AugmentedRecommender
 
 
@@ -28,7 +28,7 @@ def warm_start(backbone: Backbone, base_checkpoint: Path) -> list[str]:
     """
     if not base_checkpoint.exists():
         raise FileNotFoundError(f"{base_checkpoint}: Base checkpoint missing (train the Base run of this seed first)")
-    base = load_file(str(base_checkpoint))
+    base = read_checkpoint(base_checkpoint)
     state = backbone.state_dict()
     fresh = [k for k, v in state.items() if k not in base or base[k].shape != v.shape]
     state.update({k: base[k] for k in state if k not in fresh})

@@ -7,7 +7,6 @@ architecture, weights from the checkpoint), so the two can never disagree on wha
 from __future__ import annotations
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
 from ur4rec import models
@@ -20,6 +19,7 @@ from ur4rec.retriever.joint import param_groups, warm_start
 from ur4rec.runs.settings import Run
 from ur4rec.runs.spec import count_users
 from ur4rec.train.catalog import read_catalog
+from ur4rec.train.checkpoint import read_checkpoint
 from ur4rec.train.loop import WEIGHTS_FILE
 
 PRETRAINED_FILE = WEIGHTS_FILE  # the pretrain folder holds the retriever's best weights under the loop's name
@@ -50,4 +50,4 @@ def load_pretrained(paths: RunPaths) -> dict[str, torch.Tensor]:
     path = paths.pretrain / PRETRAINED_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path}: no pre-trained retriever; run the pretrain stage of {paths.arm} first")
-    return load_file(str(path))
+    return read_checkpoint(path)

@@ -161,10 +161,12 @@ STAGES: dict[str, Stage] = {
 # ---------------------------------------------------------------- one variant's digest
 
 
-def variant_reads(stage: str, dataset: str, backbone: str, seed: int, variant: str,
-                  root: Path) -> tuple[list[str], dict[str, Path]]:
+def variant_reads(stage: str, dataset: str, backbone: str, seed: int, variant: str, root: Path,
+                  upstream: bool = True) -> tuple[list[str], dict[str, Path]]:
     """The params leaves (dotted keys) and files one variant of a per-variant stage reads: the stage's own
-    entries with the placeholders filled in, `variants` left out. `root` is the data folder (`data/`)."""
+    entries with the placeholders filled in, `variants` left out. `upstream`: whether the variant reads its
+    own folder of an earlier per-variant stage (`.../pretrain/{variant}`; not a variant without pre-training,
+    whose marker says nothing its params do not). `root` is the data folder (`data/`)."""
     entry = STAGES[stage]
     fill = {"${item.dataset}": dataset, "${item.backbone}": backbone, "${item.seed}": str(seed), VARIANT: variant}
 
@@ -174,7 +176,8 @@ def variant_reads(stage: str, dataset: str, backbone: str, seed: int, variant: s
         return text
 
     keys = [filled(p) for p in entry.params if p != FANOUT]
-    files = {filled(d): root / Path(filled(d)).relative_to("data") for d in entry.code_deps() + entry.deps}
+    deps = entry.code_deps() + [d for d in entry.deps if upstream or VARIANT not in d]
+    files = {filled(d): root / Path(filled(d)).relative_to("data") for d in deps}
     return keys, files
 
 

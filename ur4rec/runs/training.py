@@ -39,7 +39,7 @@ from ur4rec.retriever.negatives import NegativeSampler
 from ur4rec.retriever.pretrain import PretrainData, PretrainTask
 from ur4rec.runs.model import build_model, catalog_of
 from ur4rec.runs.settings import Run, Settings
-from ur4rec.runs.stages import recorded, variant_reads
+from ur4rec.runs.stages import STAGES, fingerprint_file, recorded, variant_reads
 from ur4rec.runs.spec import RunSpec, count_users, load_split, users_of_split
 from ur4rec.train.checkpoint import load_weights
 from ur4rec.train import distributed
@@ -92,11 +92,15 @@ def train(s: Settings, spec: RunSpec, root: Path = DATA_ROOT, inputs: dict[str, 
     run was trained from) goes into `train/` with the checkpoint, so it never outlives a failed retraining."""
     parts = build_parts(s.resolve(spec, root))
     paths = parts.run.paths
-    pretrain_backbone(parts)  # the backbone's own pre-training, when its config asks for it
+    if inputs is None:  # the Base run, or an arm trained from the CLI: resume only from a run with these inputs
+        inputs = stage_inputs(s, "train" if spec.variant is None else "train_aug", spec, root)
+    key = resume_key(inputs)
+    pretrain_backbone(parts, key)  # the backbone's own pre-training, when its config asks for it
     with distributed.output_dir(paths.train) as out:
         write_json(out / CONFIG_FILE, run_config(parts.run, parts.task))
-        result = fit(parts.model, parts.task, parts.cfg, out, parts.groups, live_dir=paths.live, state_dir=paths.resume)
-        if inputs is not None:
+        result = fit(parts.model, parts.task, parts.cfg, out, parts.groups, live_dir=paths.live, state_dir=paths.resume,
+                     inputs=key)
+        if spec.variant is not None:
             write_json(out / INPUTS_FILE, inputs)
     distributed.say(f"{spec}: best valid {parts.cfg.select_metric} {result.best_valid:.4f} at epoch "
                     f"{result.best_epoch + 1} of {result.epochs_run}, {result.mean_epoch_seconds:.1f} s/epoch")
@@ -180,11 +184,14 @@ def train_arms(s: Settings, dataset: str, backbone: str, seed: int, root: Path =
 
 def pretrain_inputs(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[str, Any]:
     """Everything a variant's pre-training reads (the pretrain stage's params and deps for this variant, from
-    `ur4rec.runs.stages`). A variant without pre-training reads only its own block: its marker changes, and
-    so retrains its arm, only when the variant does. Equal inputs give the same folder (pre-training is
-    repeatable), so a folder whose `inputs.json` equals this is reused."""
+    `ur4rec.runs.stages`). A variant without pre-training writes a marker from its own block and the stage's
+    code; its arm does not read the marker (`joint_inputs`), so pre-training settings never retrain it. Equal
+    inputs give the same folder (pre-training is repeatable), so a folder whose `inputs.json` equals this is
+    reused."""
     if not s.variant_config(spec.variant).needs_pretraining:
-        return inputs_digest({"params": recorded(s.params, [f"variant.{spec.variant}"]), "seed": spec.seed}, {})
+        code = fingerprint_file(STAGES["pretrain"].script)
+        return inputs_digest({"params": recorded(s.params, [f"variant.{spec.variant}"]), "seed": spec.seed},
+                             {code: root / Path(code).relative_to("data")})
     return stage_inputs(s, "pretrain", spec, root)
 
 
@@ -192,12 +199,17 @@ def joint_inputs(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[str
     """Everything an arm's joint training reads: the train_aug stage's params and deps for this variant (the
     settings, and the sha256 of the code fingerprints, the prepared data, the vectors, the Base checkpoint and
     the variant's pre-training folder)."""
-    return stage_inputs(s, "train_aug", spec, root)
+    return stage_inputs(s, "train_aug", spec, root, upstream=s.variant_config(spec.variant).needs_pretraining)
 
 
-def stage_inputs(s: Settings, stage: str, spec: RunSpec, root: Path) -> dict[str, Any]:
-    keys, files = variant_reads(stage, spec.dataset, spec.backbone, spec.seed, spec.arm, root)
+def stage_inputs(s: Settings, stage: str, spec: RunSpec, root: Path, upstream: bool = True) -> dict[str, Any]:
+    keys, files = variant_reads(stage, spec.dataset, spec.backbone, spec.seed, spec.arm, root, upstream)
     return inputs_digest({"params": recorded(s.params, keys), "seed": spec.seed}, files)
+
+
+def resume_key(inputs: dict[str, Any]) -> str:
+    """The part of a resume fingerprint that says which inputs a training read (`ur4rec.train.resume`)."""
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
 def inputs_digest(settings: dict[str, Any], files: dict[str, Path]) -> dict[str, Any]:
@@ -241,7 +253,7 @@ def pretrain(s: Settings, spec: RunSpec, root: Path = DATA_ROOT, inputs: dict[st
               "n_train_pairs": task.n_train, "n_valid_pairs": len(task.data.valid)}
     with distributed.output_dir(paths.pretrain) as out:
         write_json(out / CONFIG_FILE, config)
-        result = fit(retriever, task, cfg, out, state_dir=paths.pretrain_resume)
+        result = fit(retriever, task, cfg, out, state_dir=paths.pretrain_resume, inputs=resume_key(inputs))
         write_json(out / INPUTS_FILE, inputs)
     best = result.history[result.best_epoch] if result.best_epoch >= 0 else {}
     distributed.say(f"{spec}: pre-trained {result.epochs_run} epochs; best valid loss {result.best_valid:.4f}"
@@ -295,7 +307,7 @@ def build_pretrain_task(run: Run, base: nn.Module | None = None):
     return task, retriever
 
 
-def pretrain_backbone(parts: RunParts) -> FitResult | None:
+def pretrain_backbone(parts: RunParts, key: str = "") -> FitResult | None:
     """The backbone's own pre-training (Recformer's, `backbone.<name>.pretrain`) on the loop, before the run's
     training: in place on `parts.model`, on the run's training and validation lists, with the backbone's
     pretrain_* loop settings and the run's seed. None when not asked (an augmented run's model starts from
@@ -310,12 +322,12 @@ def pretrain_backbone(parts: RunParts) -> FitResult | None:
         return None
     state = paths.resume / STATE_FILE
     if state.exists() and json.loads(state.read_text(encoding="utf-8")).get("fingerprint") == fingerprint(
-            parts.cfg, parts.model, parts.task.identity()):
+            parts.cfg, parts.model, parts.task.identity(), key):
         return None
     module, task, loop = pretraining(parts.model, parts.task.train, parts.task.valid, run.spec.seed)
     cfg = dataclasses.replace(parts.cfg, **loop)
     with tempfile.TemporaryDirectory(prefix=".backbone-pretrain.") as scratch:
-        result = fit(module, task, cfg, scratch, state_dir=paths.backbone_pretrain_resume)
+        result = fit(module, task, cfg, scratch, state_dir=paths.backbone_pretrain_resume, inputs=key)
     distributed.say(f"{run.spec}: backbone pre-trained {result.epochs_run} epochs; "
                     f"best valid {cfg.select_metric} {result.best_valid:.4f} at epoch {result.best_epoch + 1}")
     return result

@@ -153,13 +153,15 @@ def fit(
     param_groups: list[dict] | None = None,
     live_dir: str | Path | None = None,
     state_dir: str | Path | None = None,
+    inputs: str = "",
 ) -> FitResult:
     """Train `model` on `task` with early stopping on its validation metric; write the best weights to
     `out_dir/model.safetensors` and a summary to `out_dir/fit.json`; leave `model` holding the best weights.
 
     `param_groups` (AdamW groups, e.g. a smaller lr for a pre-trained part) default to all trainable
     parameters at `cfg.lr`. `live_dir`: DVCLive per-epoch metrics. `state_dir`: epoch-level resume state,
-    removed once training finishes. The caller seeds the process (`ur4rec.train.determinism`) before it
+    removed once training finishes, reused only by a run with the same `inputs` digest (the runner's record of
+    every setting and file the run reads). The caller seeds the process (`ur4rec.train.determinism`) before it
     builds the model, so initial weights are repeatable too.
     """
     out_dir = Path(out_dir)
@@ -168,7 +170,7 @@ def fit(
     here = join(model, task, cfg)
     optimizer = make_optimizer(model, cfg, param_groups)
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    expected = fingerprint(cfg, model, task.identity())
+    expected = fingerprint(cfg, model, task.identity(), inputs)
     restored = load_state(state_dir, expected, model, optimizer) if state_dir is not None else None
     state, best_weights = restored if restored else (LoopState(best=worst(mode), fingerprint=expected), state_to_cpu(model))
     if len(set(distributed.gather(state.epoch, here))) > 1:

@@ -3,11 +3,16 @@
 An interrupted training (killed, out of time) restarts at the next epoch with the same weights, optimizer
 moments, best checkpoint and early-stopping counter, and continues exactly as it would have (each epoch's
 shuffling and dropout are seeded from (seed, epoch)). A state written for another configuration, model or
-data (fingerprint mismatch) is ignored, never half-reused: the first finished epoch replaces it.
+data (fingerprint mismatch) is ignored, never half-reused: the first finished epoch replaces it. The fingerprint
+holds the loop settings, the tensor shapes, the sample ids and the run's inputs digest (`inputs`: every setting
+and the sha256 of every file the run reads, from the runner), so a run rerun with another dropout, another Base
+checkpoint or other vectors starts afresh. A state that cannot be read (damaged by a crash or a full disk) is
+ignored the same way; each case prints one line saying so.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -39,13 +44,14 @@ class LoopState:
     fingerprint: str = ""
 
 
-def fingerprint(cfg: Any, model: nn.Module, sample_ids: list[torch.Tensor]) -> str:
-    """Hash of what makes two trainings the same: loop settings, tensor names/shapes, the samples."""
+def fingerprint(cfg: Any, model: nn.Module, sample_ids: list[torch.Tensor], inputs: str = "") -> str:
+    """Hash of what makes two trainings the same: loop settings, tensor names/shapes, the samples, and the
+    run's inputs digest (`inputs`, empty when the caller has none)."""
     # Not the process count: every count draws the same global batches, so a state saved by N processes
     # continues on M.
     settings = {k: v for k, v in dataclasses.asdict(cfg).items()
                 if k not in ("progress", "threads", "epochs", "distributed")}
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode() + inputs.encode())
     for name, tensor in model.state_dict().items():
         digest.update(f"{name}:{tuple(tensor.shape)};".encode())
     for ids in sample_ids:
@@ -68,12 +74,30 @@ def load_state(state_dir: Path, expected: str, model: nn.Module, optimizer: torc
     path = state_dir / STATE_FILE
     if not path.exists():
         return None
-    state = LoopState(**json.loads(path.read_text(encoding="utf-8")))
+    # Never reused when it is another run's or unreadable: the first epoch's state replaces it (no process
+    # deletes what another may be reading).
+    try:
+        state = LoopState(**json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError) as exc:
+        return _ignored(state_dir, f"unreadable ({type(exc).__name__})")
     if state.fingerprint != expected:
-        return None  # never reused; the first epoch's state replaces it (and no process deletes what another reads)
-    load_weights(model, state_dir / "last.safetensors")
-    load_optimizer(optimizer, state_dir)
-    return state, load_file(str(state_dir / "best.safetensors"))
+        return _ignored(state_dir, "written for other settings or inputs")
+    start_weights = {k: v.clone() for k, v in model.state_dict().items()}
+    start_optimizer = copy.deepcopy(optimizer.state_dict())
+    try:
+        best = load_file(str(state_dir / "best.safetensors"))
+        load_weights(model, state_dir / "last.safetensors")
+        load_optimizer(optimizer, state_dir)
+    except Exception as exc:  # noqa: BLE001 - any damage to the state means: start afresh, from the start weights
+        model.load_state_dict(start_weights)
+        optimizer.load_state_dict(start_optimizer)
+        return _ignored(state_dir, f"damaged ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})")
+    return state, best
+
+
+def _ignored(state_dir: Path, why: str) -> None:
+    print(f"note: resume state {state_dir} is {why}; training starts from the beginning and replaces it")
+    return None
 
 
 def discard(state_dir: Path | None) -> None:

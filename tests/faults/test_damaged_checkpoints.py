@@ -1,0 +1,55 @@
+"""A checkpoint records the digest of its tensors: a flipped bit or a truncated file is one `error:` line
+naming the file, never a silent evaluation; a damaged resume state is set aside and training starts afresh."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.models.conftest import N_CATEGORIES, N_ITEMS, TINY
+from ur4rec.models import build
+from ur4rec.models.catalog import ItemCatalog
+from ur4rec.train.checkpoint import CheckpointError, load_weights, read_checkpoint, save_weights
+from ur4rec.train.config import TrainConfig
+from ur4rec.train.resume import LoopState, fingerprint, load_state, save_state
+
+
+def model():
+    torch.manual_seed(0)
+    categories = torch.randint(0, N_CATEGORIES + 1, (N_ITEMS + 1, 3), generator=torch.Generator().manual_seed(0))
+    return build("sasrec", TINY["sasrec"], ItemCatalog(N_ITEMS, N_CATEGORIES, categories))
+
+
+def test_a_flipped_bit_or_a_cut_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "model.safetensors"
+    save_weights(model(), path)
+    good = path.read_bytes()
+    assert set(read_checkpoint(path)) == set(model().state_dict())
+    load_weights(model(), path)
+    flipped = bytearray(good)
+    flipped[-100] ^= 0x10  # inside the last tensor's bytes
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(CheckpointError, match=rf"{path}: checkpoint damaged.*dvc repro -f"):
+        load_weights(model(), path)
+    path.write_bytes(good[: len(good) // 2])
+    with pytest.raises(CheckpointError, match=rf"{path}: not a readable checkpoint"):
+        load_weights(model(), path)
+    assert "\n" not in str(pytest.raises(CheckpointError, read_checkpoint, path).value)
+
+
+def test_a_damaged_resume_state_is_set_aside_and_the_start_weights_kept(tmp_path, capsys):
+    net = model()
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    key = fingerprint(TrainConfig(), net, [])
+    save_state(tmp_path / "state", LoopState(epoch=1, fingerprint=key), net, optimizer,
+               {k: v.clone() for k, v in net.state_dict().items()})
+    (tmp_path / "state" / "optimizer.safetensors").write_bytes(b"not a safetensors file")
+    with torch.no_grad():  # the state's weights differ from the fresh model's
+        for p in net.parameters():
+            p.add_(1.0)
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    assert load_state(tmp_path / "state", key, net, optimizer) is None
+    assert "damaged" in capsys.readouterr().out
+    assert all(torch.equal(start[k], v) for k, v in net.state_dict().items())  # not half-restored
+    assert load_state(tmp_path / "state", "another run", net, optimizer) is None
+    assert "other settings or inputs" in capsys.readouterr().out
