@@ -53,3 +53,29 @@ def test_a_damaged_resume_state_is_set_aside_and_the_start_weights_kept(tmp_path
     assert all(torch.equal(start[k], v) for k, v in net.state_dict().items())  # not half-restored
     assert load_state(tmp_path / "state", "another run", net, optimizer) is None
     assert "other settings or inputs" in capsys.readouterr().out
+
+
+def test_a_flipped_byte_in_a_prepared_split_is_refused_not_read(tmp_path):
+    """Prepared tables carry page checksums (written by `write_parquet`), and the training readers verify
+    them: a flipped byte fails the read instead of becoming another list."""
+    import numpy as np
+    import pyarrow as pa
+
+    from ur4rec.io import write_parquet
+    from ur4rec.train.batch import RerankData
+
+    n = 400
+    rng = np.random.default_rng(0)
+    candidates = [list(rng.permutation(np.arange(1, 51))[:20]) for _ in range(n)]
+    table = pa.table({"sample_id": np.arange(n), "user_id": np.arange(n) % 40 + 1,
+                      "target": [c[0] for c in candidates],
+                      "history": [list(rng.integers(1, 50, 8)) for _ in range(n)],
+                      "candidates": candidates, "target_pos": np.zeros(n, dtype=np.int64)})
+    path = tmp_path / "train.parquet"
+    write_parquet(path, table, compression="none", use_dictionary=False)
+    assert len(RerankData.from_parquet(path, history_len=8)) == n
+    damaged = bytearray(path.read_bytes())
+    damaged[len(damaged) // 3] ^= 0x01
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(OSError, match="CRC|checksum"):
+        RerankData.from_parquet(path, history_len=8)

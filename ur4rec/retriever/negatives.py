@@ -27,7 +27,7 @@ class NegativeSampler:
     def from_interactions(cls, path: str | Path, n_items: int, popular_users: np.ndarray | None = None) -> "NegativeSampler":
         """All interactions define what a user has seen; popularity counts only `popular_users`' interactions
         (the training users, so no evaluation target shapes the training negatives)."""
-        table = pq.read_table(path, columns=["user_id", "item_id"])
+        table = pq.read_table(path, columns=["user_id", "item_id"], page_checksum_verification=True)
         users, items = table.column("user_id").to_numpy(), table.column("item_id").to_numpy()
         popularity = None
         if popular_users is not None:

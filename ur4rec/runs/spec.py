@@ -46,13 +46,13 @@ def count_users(paths: DatasetPaths) -> int:
     path = paths.prepared / "users.parquet"
     if not path.exists():
         raise FileNotFoundError(f"{path}: missing; run the prepare stage (dvc repro prepare@{paths.name})")
-    top = pc.max(pq.read_table(path, columns=["user_id"]).column("user_id")).as_py()
+    top = pc.max(pq.read_table(path, columns=["user_id"], page_checksum_verification=True).column("user_id")).as_py()
     if top is None:
         raise DataFormatError(f"{path}: no users; rerun the prepare stage")
     return int(top)
 
 
 def users_of_split(paths: DatasetPaths, split: str) -> np.ndarray:
-    table = pq.read_table(paths.prepared / "users.parquet", columns=["user_id", "split"])
+    table = pq.read_table(paths.prepared / "users.parquet", columns=["user_id", "split"], page_checksum_verification=True)
     users, splits = table.column("user_id").to_numpy(), table.column("split").to_numpy(zero_copy_only=False)
     return users[splits == split]

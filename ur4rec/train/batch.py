@@ -74,7 +74,7 @@ class RerankData:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: prepared split not found (run the prepare stage first)")
-        table = pq.read_table(path, columns=COLUMNS)
+        table = pq.read_table(path, columns=COLUMNS, page_checksum_verification=True)
         where = str(path)
         sample_ids = table.column("sample_id").to_numpy()
         lengths = table.column("candidates").combine_chunks().value_lengths().to_numpy(zero_copy_only=False)

@@ -22,7 +22,7 @@ def read_catalog(path: str | Path, with_texts: bool = False) -> ItemCatalog:
     """
     path = Path(path)
     columns = ["item_id", "category_ids"] + (["title", "categories", "attributes"] if with_texts else [])
-    table = pq.read_table(path, columns=columns)
+    table = pq.read_table(path, columns=columns, page_checksum_verification=True)
     ids = table.column("item_id").to_numpy()
     n_items = len(ids)
     if n_items == 0:
