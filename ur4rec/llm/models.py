@@ -17,15 +17,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ur4rec import packaged
+from ur4rec.errors import UserError
 from ur4rec.io import atomic_dir
 from ur4rec.paths import model_cache_dir
 
 log = logging.getLogger(__name__)
 
 PACKAGED_PREFIX = "packaged:"
+PACKAGED_MODELS = ("smollm2",)  # what `packaged:NAME` may name (ur4rec.packaged ships these)
 # Local weights bigger than this are fingerprinted from their head, tail and size, not read whole.
 _FULL_HASH_LIMIT = 64 * 2**20
 _SAMPLE = 4 * 2**20
+
+
+class ModelError(UserError, ValueError):
+    """`llm.model` names nothing loadable, or nothing that can be pinned; the message says what to set."""
 
 
 @dataclass(frozen=True)
@@ -57,8 +63,9 @@ def resolve_model(name: str, revision: str = "main") -> ResolvedModel:
 
 
 def _resolve_packaged(short: str) -> ResolvedModel:
-    if short != "smollm2":
-        raise ValueError(f"unknown packaged model {short!r}; known: packaged:smollm2")
+    if short not in PACKAGED_MODELS:
+        raise ModelError(f"llm.model: unknown packaged model {PACKAGED_PREFIX + short!r}; known: "
+                         + ", ".join(PACKAGED_PREFIX + m for m in PACKAGED_MODELS))
     folder, digest = materialise_gguf(packaged.smollm2_gguf())
     return ResolvedModel(f"{PACKAGED_PREFIX}{short}", str(folder), f"{PACKAGED_PREFIX}{short}@{digest}")
 

@@ -43,13 +43,25 @@ class OpenAIBackend(Backend):
             self._renderer = ChatRenderer(load_tokenizer(self.model, self.cfg.revision), self.model.name)
         return self._renderer.render(messages)
 
+    def api_key(self) -> str:
+        """The key from `llm.openai.api_key_env`; a keyless server only when `llm.openai.keyless` says so."""
+        o = self.cfg.openai
+        if o.keyless:
+            return "EMPTY"  # the client library needs some string; a server without authentication ignores it
+        key = os.environ.get(o.api_key_env, "") if o.api_key_env else ""
+        if not key:
+            raise GenerationError(
+                f"the environment variable {o.api_key_env} holding the server's key is not set: export it, or set "
+                "llm.openai.keyless=true for a server without authentication (a private `vllm serve`)")
+        return key
+
     def _client_or_start(self):
         if self._client is None:
             import openai
 
             o = self.cfg.openai
             self._client = openai.OpenAI(
-                api_key=os.environ.get(o.api_key_env) or "EMPTY",
+                api_key=self.api_key(),
                 base_url=o.base_url,
                 timeout=o.timeout_s,
                 max_retries=o.max_attempts,
