@@ -84,6 +84,10 @@ def judge(job: Job, completion: Completion, quality: QualityConfig) -> Verdict:
     """
     if completion.finish_reason == "error":
         return Verdict("", None, "failed")
+    try:
+        completion.text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate from a server: no shard could store it
+        return Verdict("", None, "failed", f"the answer is not valid Unicode ({exc.reason} at {exc.start})")
     if job.schema is None:
         text = completion.text.strip()
         return Verdict(text, None, assess(text, completion.finish_reason, quality))
@@ -145,7 +149,8 @@ class CacheWriter:
         """Flush, merge this writer's shards; the one shard now holding its records (None: it wrote none)."""
         self._flush()
         if len(self.written) > 1:
-            self.written = [self.cache.compact(self.written)]
+            merged = self.cache.compact(self.written)
+            self.written = [merged] if merged else self.written
         return self.written[0] if self.written else None
 
 
@@ -158,7 +163,7 @@ def answer_missing(
 ) -> tuple[dict[str, dict], RunStats]:
     """Generate every job whose key is not cached; returns the records that could not be cached (errors)."""
     unique = {job.key: job for job in jobs}
-    missing = sorted((j for k, j in unique.items() if k not in cache), key=lambda j: j.prompt)
+    missing = sorted((j for j in unique.values() if j.cached(cache) is None), key=lambda j: j.prompt)
     if not missing:
         return {}, RunStats(prompts=len(jobs), unique=len(unique), hits=len(unique))
     errors, stats = answer_jobs(missing, CacheWriter(cache, cfg.flush_every), backend, cfg, desc)
@@ -202,7 +207,7 @@ def answer_jobs(
                     if verdict.status == "failed":
                         # Not cached: a server hiccup or a rejected prompt should be tried again next run.
                         errors[job.key] = record
-                        log.warning("%s %s: %s", job.kind, job.id, completion.error)
+                        log.warning("%s %s: %s", job.kind, job.id, completion.error or verdict.violation)
                     else:
                         writer.add(record)
                     bar.update(1)

@@ -125,6 +125,8 @@ class OpenAIBackend(Backend):
             ) from exc
         except openai.APIStatusError as exc:
             return Completion(request.key, "", 0, 0, "error", f"server error {exc.status_code}: {exc.message}")
+        except _MALFORMED as exc:  # an answer without choices or message: this prompt failed, the run goes on
+            return Completion(request.key, "", 0, 0, "error", f"malformed answer from the server ({exc!r})")
         usage = resp.usage
         return Completion(
             key=request.key,
@@ -133,6 +135,10 @@ class OpenAIBackend(Backend):
             n_output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
             finish_reason=str(resp.choices[0].finish_reason or "stop"),
         )
+
+
+# What reading a malformed answer raises: no `choices` ([] or null), a choice without `message` / `text`.
+_MALFORMED = (IndexError, AttributeError, TypeError, KeyError)
 
 
 def _json_schema_format(schema: str) -> dict:
