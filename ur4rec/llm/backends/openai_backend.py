@@ -40,7 +40,7 @@ class OpenAIBackend(Backend):
         if self.cfg.openai.endpoint == "chat":
             return messages_as_text(messages)
         if self._renderer is None:
-            self._renderer = ChatRenderer(load_tokenizer(self.model, self.cfg.revision), self.model.name)
+            self._renderer = ChatRenderer(load_tokenizer(self.model, self.model.revision or self.cfg.revision), self.model.name)
         return self._renderer.render(messages)
 
     def api_key(self) -> str:
