@@ -125,9 +125,14 @@ def _artifact_path(exc: BaseException) -> str | None:
     return None
 
 
+_OPENING = re.compile(r"^Could not open Parquet input source '[^']*':\s*")
+
+
 def _first_line(exc: BaseException) -> str:
+    """The reader's complaint in brief: its first line, without the path the message names anyway."""
     text = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-    return text[:160]
+    text = _OPENING.sub("", text)
+    return text if len(text) <= 100 else text[:100].rsplit(" ", 1)[0] + " ..."
 
 
 def _bug() -> None:
