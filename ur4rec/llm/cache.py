@@ -196,11 +196,11 @@ class LLMCache:
             first = self.entries.get(key)
             if first is None:
                 return None
-            for row in (first, *self._others.get(key, ())):
-                if identity(row) == want:
-                    return row
-            bad = next(r for r in (first, *self._others.get(key, ())) if identity(r) != want)
-            self._drop_shard(bad, key, want)
+            rows = (first, *self._others.get(key, ()))
+            bad = next((r for r in rows if identity(r) != want), None)
+            if bad is None:
+                return first
+            self._drop_shard(bad, key, want)  # also when a right row exists: the wrong one must not stay first
 
     def _drop_shard(self, row: dict[str, Any], key: str, want: tuple) -> None:
         """Set aside the shard of a row that contradicts its key, and forget every row read from it."""
