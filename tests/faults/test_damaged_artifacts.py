@@ -26,7 +26,8 @@ def cut_short(path, keep: float = 0.5) -> None:
 
 @pytest.fixture
 def project(tmp_path, prepared):
-    """A working folder holding a prepared dataset where the pipeline keeps it (data/ml-100k/prepared)."""
+    """A project folder: its pipeline file, and a prepared dataset where the pipeline keeps it."""
+    shutil.copy(REPO_ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
     shutil.copytree(prepared.prepared, tmp_path / "data" / "ml-100k" / "prepared")
     return tmp_path
 
@@ -53,6 +54,7 @@ def test_a_truncated_users_parquet_is_one_line_naming_prepare(project, tiny_llam
 
 def test_a_truncated_checkpoint_is_one_line_naming_its_training_stage(tmp_path):
     """The real reader (safetensors) inside the real boundary, on a Base checkpoint where training writes it."""
+    shutil.copy(REPO_ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
     weights = tmp_path / "data/ml-100k/runs/prm/seed0/base/train/model.safetensors"
     weights.parent.mkdir(parents=True)
     save_file({"w": torch.zeros(256, 64)}, str(weights))
@@ -66,6 +68,20 @@ def test_a_truncated_checkpoint_is_one_line_naming_its_training_stage(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
     assert_one_error_line(proc, "model.safetensors", "dvc repro train@ml-100k-prm-0")
+
+
+def test_outside_a_pipeline_the_fix_is_to_delete_and_rerun(tmp_path):
+    path = tmp_path / "loose.parquet"
+    path.write_bytes(b"PAR1 cut")
+    script = textwrap.dedent(f"""
+        import polars as pl
+        from ur4rec.cli.boundary import boundary
+        with boundary():
+            pl.read_parquet({str(path)!r})
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+    assert_one_error_line(proc, str(path), "delete it")
 
 
 def test_a_bug_still_shows_its_traceback_and_where_to_report_it(tmp_path):

@@ -103,7 +103,7 @@ def damaged_artifact(exc: BaseException) -> str | None:
     path = _artifact_path(exc)
     if path is None:
         return None
-    from ur4rec.runs.producers import producing_stage
+    from ur4rec.cli.producers import producing_stage
 
     stage = producing_stage(path)
     fix = (f"rerun the stage that writes it (`dvc repro {stage}`; `dvc checkout` restores DVC's cached copy if "

@@ -182,6 +182,9 @@ def check(s: Settings) -> None:
     for section_name, block in (("backbone", s.backbone), ("variant", s.variant)):
         for name in block:
             check_name(name, section_name)
+    for name in ("weight_decay", "grad_clip"):
+        if getattr(s.train, name) < 0:
+            raise ParamsError(f"train.{name} must be >= 0 (0: off), got {getattr(s.train, name)}")
     for name in s.backbones:
         spec = s.backbone_spec(name)
         max_candidates = getattr(spec.config, "max_candidates", None)
