@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -28,6 +29,19 @@ _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 class ParamsError(UserError, ValueError):
     """A parameter file or override is malformed; the message names the file and key."""
+
+
+# Names of datasets, backbones and variants become folder names (data/<dataset>/runs/<backbone>/...): a safe
+# alphabet, so no name can point outside its folder (`../base`) or hide (a leading dot).
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def check_name(name: Any, where: str) -> str:
+    """`name` when it is safe as a folder name, else a ParamsError naming `where` and the rule."""
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or ".." in name:
+        raise ParamsError(f"{where}: {name!r} is not a valid name: use letters, digits, '_', '.' and '-', "
+                          "starting with a letter or digit, without '..'")
+    return name
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS, overrides: list[str] | None = None) -> dict[str, Any]:
@@ -111,28 +125,73 @@ def section(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> T:
         return cls(**kwargs)
     except TypeError as exc:
         raise ParamsError(f"{where or cls.__name__}: {exc}") from exc
+    except ParamsError as exc:
+        if where and where not in str(exc):  # a check in __post_init__ that cannot know its section's name
+            raise ParamsError(f"{where}: {exc}") from exc
+        raise
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
-    if hint is None or value is None:
+    """`value` checked against (and, for numbers, converted to) the field's type.
+
+    A bool field takes only true / false (YAML's `maybe` or `1` is refused); None (YAML's `null`) only where
+    the type says Optional; numbers are converted where nothing is lost; strings must be strings.
+    """
+    if hint is None or hint is Any:
         return value
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _coerce(args[0], value, where) if len(args) == 1 else value
+        if value is None:
+            if type(None) in typing.get_args(hint):
+                return None
+            raise ParamsError(f"{where}: a value is required here, got null")
+        if len(args) == 1:
+            return _coerce(args[0], value, where)
+        return _union(args, value, where)
+    if value is None:
+        raise ParamsError(f"{where}: a value is required here, got null")
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ParamsError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is str and not isinstance(value, str):
+        raise ParamsError(f"{where}: expected a string, got {value!r}")
     if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
         return section(hint, value, where)
-    if hint is float and isinstance(value, (int, str)) and not isinstance(value, bool):
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ParamsError(f"{where}: expected a number, got {value!r}")
         try:
-            return float(value)
+            number = float(value)
         except ValueError as exc:
             raise ParamsError(f"{where}: expected a number, got {value!r}") from exc
+        if math.isnan(number):
+            raise ParamsError(f"{where}: expected a number, got {value!r}")
+        return number
     if hint is int and isinstance(value, float) and value.is_integer():
         return int(value)
     if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise ParamsError(f"{where}: expected an integer, got {value!r}")
-    if origin in (list, tuple) and isinstance(value, (list, tuple)):
+    if origin in (list, tuple) or hint in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ParamsError(f"{where}: expected a list, got {value!r}")
         (arg, *_) = typing.get_args(hint) or (None,)
         items = [_coerce(arg, v, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
+    if (origin is dict or hint is dict) and not isinstance(value, Mapping):
+        raise ParamsError(f"{where}: expected a mapping, got {value!r}")
+    if dataclasses.is_dataclass(hint) and not isinstance(value, Mapping):
+        raise ParamsError(f"{where}: expected a mapping of settings, got {value!r}")
     return value
+
+
+def _union(args: list[Any], value: Any, where: str) -> Any:
+    """A value of a union of several types (e.g. `int | str`): the first type it fits, else an error."""
+    for arg in args:
+        try:
+            return _coerce(arg, value, where)
+        except ParamsError:
+            continue
+    names = " or ".join(getattr(a, "__name__", str(a)) for a in args)
+    raise ParamsError(f"{where}: expected {names}, got {value!r}")

@@ -218,7 +218,7 @@ def test_the_echo_columns_measure_the_prompt_data_block(paths, tiny_llama):
     assert "Write one concise paragraph" in copied.prompt and "Write one concise paragraph" not in copied.data
     cache = LLMCache(paths.root / "cache")
     base = {"n_prompt_tokens": 1, "n_output_tokens": 1, "finish_reason": "stop", "status": "ok", "attempts": 1,
-            "model": "m", "sampling_fingerprint": "s", "seed": 0, "created_at": 0.0}
+            "model": copied.model, "sampling_fingerprint": copied.sampling, "seed": 0, "created_at": 0.0}
     cache.append([{**base, "key": copied.key, "prompt": copied.prompt, "text": listing},
                   {**base, "key": own.key, "prompt": own.prompt, "text": "Enjoys quiet, thoughtful stories about families."}])
     table = {r["user_id"]: r for r in output_table([copied, own], "user", cache, {}, cfg).to_pylist()}

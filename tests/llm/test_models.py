@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -34,9 +35,30 @@ def test_materialising_again_reuses_the_folder(smollm2_dir):
     assert weights.stat().st_mtime_ns == before
 
 
-def test_hf_ids_pass_through_with_their_revision():
-    r = resolve_model("meta-llama/Llama-2-7b-chat-hf", revision="abc123")
-    assert (r.source, r.identity, r.is_local) == ("meta-llama/Llama-2-7b-chat-hf", "hf:meta-llama/Llama-2-7b-chat-hf@abc123", False)
+def test_hf_ids_pinned_to_a_commit_pass_through():
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    r = resolve_model("meta-llama/Llama-2-7b-chat-hf", revision=commit)
+    assert (r.source, r.identity, r.is_local, r.revision) == (
+        "meta-llama/Llama-2-7b-chat-hf", f"hf:meta-llama/Llama-2-7b-chat-hf@{commit}", False, commit)
+
+
+def test_a_moving_ref_is_resolved_to_the_commit_the_local_hf_cache_holds(tmp_path, monkeypatch):
+    commit = "89abcdef0123456789abcdef0123456789abcdef"
+    ref = tmp_path / "models--org--tiny" / "refs" / "main"
+    ref.parent.mkdir(parents=True)
+    ref.write_text(commit)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    r = resolve_model("org/tiny", revision="main")
+    assert (r.identity, r.revision) == (f"hf:org/tiny@{commit}", commit)  # what the engine is told to load
+
+
+def test_a_moving_ref_that_cannot_be_resolved_is_refused_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(models.ModelError, match="moving reference") as info:
+        resolve_model("org/tiny", revision="main")
+    assert "\n" not in str(info.value) and "40-digit" in str(info.value)
 
 
 def test_local_folder_identity_follows_its_content(tmp_path):
@@ -49,20 +71,34 @@ def test_local_folder_identity_follows_its_content(tmp_path):
     assert resolve_model(str(tmp_path)).identity != first.identity
 
 
-def test_big_weights_are_fingerprinted_by_size_head_and_tail(tmp_path, monkeypatch):
-    monkeypatch.setattr(models, "_FULL_HASH_LIMIT", 100)
-    monkeypatch.setattr(models, "_SAMPLE", 10)
-    path = tmp_path / "w.bin"
-    path.write_bytes(bytes(range(200)))
-    base = folder_fingerprint(tmp_path)
-    path.write_bytes(b"X" + bytes(range(1, 200)))
-    assert folder_fingerprint(tmp_path) != base
-    path.write_bytes(bytes(range(201)) )
-    assert folder_fingerprint(tmp_path) != base
+def test_big_weights_are_hashed_whole_and_the_digest_remembered_by_stat(tmp_path, monkeypatch):
+    monkeypatch.setattr(models, "_REMEMBER_ABOVE", 100)
+    monkeypatch.setattr(models, "_QUIET_NS", 0)  # the files here were just written
+    monkeypatch.setenv("UR4REC_MODEL_CACHE", str(tmp_path / "model-cache"))
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    path = folder / "w.bin"
+    path.write_bytes(bytes(range(200)) * 3)
+    base = folder_fingerprint(folder)
+    assert list((tmp_path / "model-cache" / "digests").glob("*.json"))  # remembered
+    # One byte in the middle, same size: a head-and-tail sample would not see it; the full hash does.
+    data = bytearray(path.read_bytes())
+    data[300] ^= 1
+    path.write_bytes(bytes(data))
+    assert folder_fingerprint(folder) != base
+    # The remembered digest is used only for the stat it was taken with.
+    memo = next((tmp_path / "model-cache" / "digests").glob("*.json"))
+    entry = json.loads(memo.read_text())
+    assert entry["sha256"] == sha256_file(path) and entry["stat"][2] == 600
+    memo.write_text(json.dumps({**entry, "sha256": "f" * 64}))
+    assert models.file_digest(path) == "f" * 64  # same stat: the remembered digest (no read)
+    time.sleep(0.05)  # a later clock tick, as the 2 s quiet period guarantees outside this test
+    path.write_bytes(bytes(data))  # rewritten with the same bytes: ctime moves, so it is read again
+    assert models.file_digest(path) == sha256_file(path)
 
 
 def test_unknown_model_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="neither packaged"):
         resolve_model(str(tmp_path / "missing-folder"))
-    with pytest.raises(ValueError, match="unknown packaged model"):
+    with pytest.raises(models.ModelError, match="unknown packaged model"):
         resolve_model("packaged:gpt5")

@@ -86,7 +86,8 @@ def test_chat_and_completions_endpoints_fill_the_stage_outputs(server, tmp_path,
     assert run_stage(chat, paths)["generated"] == 0
 
     # completions: the prompt is rendered here with the chat template, exactly as the local engines do.
-    completions = llm_params(tiny_llama, "openai", f"llm.openai.base_url={server}", "llm.openai.endpoint=completions")
+    completions = llm_params(tiny_llama, "openai", f"llm.openai.base_url={server}", "llm.openai.endpoint=completions",
+                             "llm.openai.keyless=true")
     summary = run_stage(completions, paths)
     assert summary["generated"] == summary["unique_prompts"]
     cache = LLMCache(cache_dir("llm", paths.root))
@@ -101,7 +102,7 @@ def test_structured_outputs_go_to_the_server_as_a_json_schema(server, tmp_path, 
     paths = copy_prepared(prepared, tmp_path / "data")
     pl.read_parquet(paths.prepared / "users.parquet").head(3).write_parquet(paths.prepared / "users.parquet")
     params = structured_params(tmp_path, tiny_llama, f"llm.openai.base_url={server}", f"llm.openai.endpoint={endpoint}",
-                               backend="openai")
+                               "llm.openai.keyless=true", backend="openai")
     summary = run_stage(params, paths)
     assert summary["generated"] == summary["unique_prompts"] and summary["schema_violations"] < summary["unique_prompts"]
     items = pl.read_parquet(paths.llm / "item_knowledge.parquet")
@@ -113,7 +114,7 @@ def test_structured_outputs_go_to_the_server_as_a_json_schema(server, tmp_path, 
 
 def test_unreachable_server_is_a_clear_error(tiny_llama):
     cfg = llm_config(llm_params(tiny_llama, "openai", f"llm.openai.base_url=http://127.0.0.1:{free_port()}/v1",
-                                "llm.openai.max_attempts=0"))
+                                "llm.openai.max_attempts=0", "llm.openai.keyless=true"))
     backend = make_backend(cfg)
     messages = ({"role": "user", "content": "hi"},)
     from ur4rec.llm.backends import Request

@@ -63,7 +63,7 @@ def check_params(params, sets) -> tuple[str, bool, str]:
     try:
         s = load_settings(params, sets or [])
     except UserError as exc:
-        return (f"params ({params})", False, str(exc))
+        return (f"params ({params})", False, " ".join(str(exc).split()))
     return (f"params ({params})", True, f"{len(s.datasets)} dataset(s), {len(s.backbones)} backbone(s), "
             f"{len(s.variants)} variant(s), seeds {s.seeds}")
 
@@ -77,4 +77,6 @@ def doctor(params: ParamsOpt = DEFAULT_PARAMS, sets: SetOpt = None) -> None:
         mark = typer.style("ok ", fg="green") if ok else typer.style("-- ", fg="yellow")
         typer.echo(f"{mark} {name:<{width}}  {detail}")
     if not rows[-1][1]:
+        # The refusal itself, as every command prints one: a single `error:` line on stderr.
+        typer.echo(f"error: {rows[-1][2]}", err=True)
         raise typer.Exit(1)

@@ -101,6 +101,8 @@ def cache_pull(remote: RemoteOpt = None, params: ParamsOpt = DEFAULT_PARAMS, set
 
     `dvc pull` makes the folder equal to the tracked version; shards only this machine has are set aside
     first and put back, so the result is the union (shard names are unique, entries content-addressed).
+    Pulled shards are trusted no more than any other: a row is served only to the job it answers
+    (`LLMCache.find`), and a shard contradicting its keys is set aside at the first lookup.
     """
     root = _cache(params, sets).root
     if not Path(f"{root}.dvc").exists():

@@ -25,6 +25,12 @@ class DatasetConfig:
     prepare: dict[str, Any] = field(default_factory=dict)  # this dataset's overrides of the `prepare:` section
     clean_twin: Optional[str] = None  # a LEAKY dataset: the clean dataset it mirrors (the report compares gains)
 
+    def __post_init__(self) -> None:
+        if self.k_core < 1:
+            raise ParamsError(f"k_core must be an integer >= 1 (1 keeps everything), got {self.k_core}")
+        if self.min_rating < 0:
+            raise ParamsError(f"min_rating must be >= 0, got {self.min_rating}")
+
 
 PROTOCOLS = ("last", "kar")
 HISTORY_CUTS = ("before_targets", "none")

@@ -1,8 +1,9 @@
 """Answering the prompts the cache does not hold: generate, judge, retry, flush.
 
-Misses are generated sorted by prompt text (prompts sharing a prefix run together, so vLLM's prefix cache
-hits), and finished outputs are flushed to the cache every `llm.flush_every` prompts: a killed run loses at
-most that many, and the rerun starts where it stopped. Outputs whose status is in `llm.quality.retry_on`
+Misses are claimed a chunk at a time (`ur4rec.llm.claims`: generations sharing a cache folder split the work
+instead of doubling it), generated sorted by prompt text (prompts sharing a prefix run together, so vLLM's
+prefix cache hits), and finished outputs are flushed to the cache every `llm.flush_every` prompts: a killed run
+loses at most that many, and the rerun starts where it stopped. Outputs whose status is in `llm.quality.retry_on`
 are retried with the next seed, up to `llm.quality.max_retries` times; the final status is stored either way.
 """
 
@@ -19,12 +20,16 @@ from tqdm import tqdm
 
 from ur4rec.llm.backends import Backend, Completion, Request
 from ur4rec.llm.cache import LLMCache
+from ur4rec.llm.claims import Claims, wait
 from ur4rec.llm.config import LLMConfig, QualityConfig
 from ur4rec.llm.jobs import Job
 from ur4rec.llm.quality import assess
 from ur4rec.llm.structured import SchemaViolation
 
 log = logging.getLogger(__name__)
+
+CLAIM_CHUNKS = 4  # a claim covers this many times max(llm.batch_size, llm.flush_every) prompts
+CLAIM_POLL_S = 1.0  # how often a generation waiting on others' claims looks again
 
 
 @dataclass
@@ -50,6 +55,12 @@ class RunStats:
         self.hits -= remote.generated - failed
         for name in ("generated", "retried", "schema_violations", "output_tokens", "seconds"):
             setattr(self, name, getattr(self, name) + getattr(remote, name))
+
+    def absorb(self, other: RunStats) -> None:
+        """Add the counts of another pass (a claimed chunk) over other prompts."""
+        for name in ("generated", "retried", "schema_violations", "output_tokens", "seconds"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.statuses.update(other.statuses)
 
     def as_dict(self) -> dict[str, Any]:
         rate = self.output_tokens / self.seconds if self.seconds else 0.0
@@ -84,6 +95,10 @@ def judge(job: Job, completion: Completion, quality: QualityConfig) -> Verdict:
     """
     if completion.finish_reason == "error":
         return Verdict("", None, "failed")
+    try:
+        completion.text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate from a server: no shard could store it
+        return Verdict("", None, "failed", f"the answer is not valid Unicode ({exc.reason} at {exc.start})")
     if job.schema is None:
         text = completion.text.strip()
         return Verdict(text, None, assess(text, completion.finish_reason, quality))
@@ -145,7 +160,8 @@ class CacheWriter:
         """Flush, merge this writer's shards; the one shard now holding its records (None: it wrote none)."""
         self._flush()
         if len(self.written) > 1:
-            self.written = [self.cache.compact(self.written)]
+            merged = self.cache.compact(self.written)
+            self.written = [merged] if merged else self.written
         return self.written[0] if self.written else None
 
 
@@ -156,13 +172,50 @@ def _request(job: Job, seed: int) -> Request:
 def answer_missing(
     jobs: list[Job], cache: LLMCache, backend: Backend, cfg: LLMConfig, desc: str = "generate"
 ) -> tuple[dict[str, dict], RunStats]:
-    """Generate every job whose key is not cached; returns the records that could not be cached (errors)."""
+    """Generate every job whose key is not cached; returns the records that could not be cached (errors).
+
+    The missing prompts are claimed a chunk at a time (`ur4rec.llm.claims`): a generation running at the same
+    time on the same cache folder answers the others, and prompts answered meanwhile by others count as hits.
+    """
     unique = {job.key: job for job in jobs}
-    missing = sorted((j for k, j in unique.items() if k not in cache), key=lambda j: j.prompt)
+    missing = sorted((j for j in unique.values() if j.cached(cache) is None), key=lambda j: j.prompt)
     if not missing:
         return {}, RunStats(prompts=len(jobs), unique=len(unique), hits=len(unique))
-    errors, stats = answer_jobs(missing, CacheWriter(cache, cfg.flush_every), backend, cfg, desc)
-    stats.prompts, stats.unique, stats.hits = len(jobs), len(unique), len(unique) - len(missing)
+    chunk = CLAIM_CHUNKS * max(cfg.batch_size, cfg.flush_every)
+    errors: dict[str, dict] = {}
+    stats = RunStats()
+    shards: list[Path] = []
+    tried: set[str] = set()  # answered (or failed) here: never taken twice by this run
+    waiting = False
+    with Claims(cache.root) as claims:
+        while True:
+            with claims.exclusive():
+                cache.refresh()  # what the others finished
+                taken = claims.others()
+                todo = [j for j in missing if j.key not in tried and j.cached(cache) is None]
+                mine = [j for j in todo if j.key not in taken][:chunk]
+                claims.claim([j.key for j in mine])
+            if not mine:
+                if not todo:
+                    break
+                if not waiting:
+                    log.info("%s: waiting for %d prompt(s) another generation on this cache is answering", desc, len(todo))
+                    waiting = True
+                wait(CLAIM_POLL_S)
+                continue
+            waiting = False
+            writer = CacheWriter(cache, cfg.flush_every)
+            try:
+                chunk_errors, chunk_stats = answer_jobs(mine, writer, backend, cfg, desc)
+            finally:
+                shards.extend(p for p in writer.written if p is not None)
+                claims.release()  # after the writer's close: the answers are in the cache
+            errors.update(chunk_errors)
+            stats.absorb(chunk_stats)
+            tried.update(j.key for j in mine)
+    if len(shards) > 1:
+        cache.compact(shards)  # one shard per run, as before claims
+    stats.prompts, stats.unique, stats.hits = len(jobs), len(unique), len(unique) - stats.generated
     return errors, stats
 
 
@@ -202,7 +255,7 @@ def answer_jobs(
                     if verdict.status == "failed":
                         # Not cached: a server hiccup or a rejected prompt should be tried again next run.
                         errors[job.key] = record
-                        log.warning("%s %s: %s", job.kind, job.id, completion.error)
+                        log.warning("%s %s: %s", job.kind, job.id, completion.error or verdict.violation)
                     else:
                         writer.add(record)
                     bar.update(1)

@@ -13,6 +13,13 @@ A shard damaged on disk or in transfer (cut short, bytes changed: shards carry p
 with another schema is read whole or not at all: it is moved aside to `<cache>.quarantine/` with a warning
 naming it, and its outputs are generated again. A cache can always be rebuilt; a half-read one cannot be
 trusted.
+
+A row is served only to a job whose key, model identity, sampling fingerprint, rendered prompt and output
+schema it matches (`find`): the key alone is a claim the row makes about itself, and a shard from elsewhere (a
+teammate's, one brought by `ur4rec cache pull`, one planted by hand) can claim any key. A row that contradicts
+the job asking for its key sets its whole shard aside, with a warning naming it, and the lookup goes on to the
+other rows of that key, so an answer of another model under the right key is never served and never hides
+the right one. Rows of one key that disagree are never merged by `compact`.
 """
 
 from __future__ import annotations
@@ -82,12 +89,22 @@ class CacheStats:
     by_model: dict[str, int]
 
 
+IDENTITY = ("model", "sampling_fingerprint", "prompt", "schema_fingerprint")  # what a key stands for
+
+
+def identity(row: dict[str, Any]) -> tuple:
+    return tuple(row.get(name) for name in IDENTITY)
+
+
 class LLMCache:
     """All shards of one cache folder, read into a dict on first use."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self._entries: dict[str, dict[str, Any]] | None = None
+        self._others: dict[str, list[dict[str, Any]]] = {}  # rows of a key that disagree with its first one
+        self._origin: dict[int, str] = {}  # id(row) -> the shard it was read from
+        self._read: set[str] = set()  # shards read into memory
         self._duplicates = 0
 
     # ---------------------------------------------------------------- reading
@@ -105,31 +122,105 @@ class LLMCache:
         try:
             return read_shard(shard)
         except CacheError as exc:
-            if shard.exists():  # else another process compacted or set it aside meanwhile
-                self.quarantine.mkdir(parents=True, exist_ok=True)
-                with contextlib.suppress(FileNotFoundError):
-                    os.replace(shard, self.quarantine / shard.name)
-                log.warning("%s; moved it to %s, its outputs will be generated again", exc, self.quarantine)
+            self._set_aside(shard, f"{exc}")
             return []
+
+    def _set_aside(self, shard: Path, why: str) -> None:
+        """Move a shard out of the cache folder into the quarantine, with a warning naming it.
+
+        On a cache that cannot be written (mounted read-only) the shard stays where it is and is only ignored.
+        """
+        if not shard.exists():  # another process compacted or set it aside meanwhile
+            return
+        try:
+            self.quarantine.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(shard, self.quarantine / shard.name)
+            where = f"moved it to {self.quarantine}"
+        except OSError as exc:
+            where = f"could not move it ({exc.strerror or exc}), so it is only ignored"
+        log.warning("%s; %s, its outputs will be generated again", why, where)
 
     @property
     def entries(self) -> dict[str, dict[str, Any]]:
+        """The first row read for each key (unchecked: `find` is what serves a job)."""
         if self._entries is None:
-            self._entries, self._duplicates = {}, 0
-            for shard in self.shards():
-                for row in self._rows(shard):
-                    # The first answer seen wins, so merging someone else's shards never changes ours.
-                    if row["key"] in self._entries:
-                        self._duplicates += 1
-                    else:
-                        self._entries[row["key"]] = row
+            self._entries, self._others, self._origin, self._read, self._duplicates = {}, {}, {}, set(), 0
+            self._read_new()
         return self._entries
+
+    def _read_new(self) -> None:
+        assert self._entries is not None
+        for shard in self.shards():
+            if shard.name not in self._read:
+                self._read.add(shard.name)
+                for row in self._rows(shard):
+                    self._add(row, shard.name)
+
+    def _add(self, row: dict[str, Any], shard: str) -> None:
+        assert self._entries is not None
+        first = self._entries.get(row["key"])
+        if first is None:
+            # The first answer seen wins, so merging someone else's shards never changes ours.
+            self._entries[row["key"]] = row
+        elif identity(row) == identity(first) or any(identity(row) == identity(o) for o in self._others.get(row["key"], ())):
+            self._duplicates += 1
+            return
+        else:  # another claim on the same key: kept, so `find` can tell which one the job asks for
+            self._others.setdefault(row["key"], []).append(row)
+        self._origin[id(row)] = shard
 
     def reload(self) -> None:
         self._entries = None
 
+    def refresh(self) -> None:
+        """Read the shards written since the last read (by other processes), keeping what is in memory."""
+        if self._entries is None:
+            self.entries
+        else:
+            self._read_new()
+
     def get(self, key: str) -> dict[str, Any] | None:
+        """The first row of `key`, unchecked; jobs are served by `find`."""
         return self.entries.get(key)
+
+    def find(self, key: str, model: str, sampling_fingerprint: str, prompt: str,
+             schema_fingerprint: str | None) -> dict[str, Any] | None:
+        """The row answering exactly this question, or None.
+
+        A row under `key` that was written for another model, sampling, prompt or schema is not the answer: its
+        shard is set aside (a warning names it) and the other rows of the key are tried.
+        """
+        want = (model, sampling_fingerprint, prompt, schema_fingerprint)
+        while True:
+            first = self.entries.get(key)
+            if first is None:
+                return None
+            rows = (first, *self._others.get(key, ()))
+            bad = next((r for r in rows if identity(r) != want), None)
+            if bad is None:
+                return first
+            self._drop_shard(bad, key, want)  # also when a right row exists: the wrong one must not stay first
+
+    def _drop_shard(self, row: dict[str, Any], key: str, want: tuple) -> None:
+        """Set aside the shard of a row that contradicts its key, and forget every row read from it."""
+        assert self._entries is not None
+        shard = self._origin.get(id(row), "")
+        differs = [name for name, got, wanted in zip(IDENTITY, identity(row), want) if got != wanted]
+        self._set_aside(self.root / shard, f"LLM cache shard {self.root / shard} holds a row for key {key[:12]}... "
+                        f"whose {', '.join(differs)} do not match that key (model {row.get('model')!r}, expected "
+                        f"{want[0]!r}): it is not served")
+        for k in [k for k, r in self._entries.items() if self._origin.get(id(r)) == shard]:
+            rest = [r for r in self._others.pop(k, []) if self._origin.get(id(r)) != shard]
+            del self._entries[k]
+            if rest:
+                self._entries[k] = rest[0]
+                if rest[1:]:
+                    self._others[k] = rest[1:]
+        for k in list(self._others):
+            self._others[k] = [r for r in self._others[k] if self._origin.get(id(r)) != shard]
+            if not self._others[k]:
+                del self._others[k]
 
     def __contains__(self, key: str) -> bool:
         return key in self.entries
@@ -149,8 +240,9 @@ class LLMCache:
         path = self.root / _shard_name()
         write_shard(path, [_row(r) for r in records])
         if self._entries is not None:
+            self._read.add(path.name)
             for r in records:
-                self._entries.setdefault(r["key"], _row(r))
+                self._add(_row(r), path.name)
         return path
 
     def compact(self, shards: Iterable[Path] | None = None) -> Path | None:
@@ -162,13 +254,30 @@ class LLMCache:
         shards = list(self.shards() if shards is None else shards)
         if len(shards) < 2:
             return None
+        rows = {shard: self._rows(shard) for shard in shards}
+        claims: dict[str, set[tuple]] = {}
+        for shard_rows in rows.values():
+            for row in shard_rows:
+                claims.setdefault(row["key"], set()).add(identity(row))
+        # A shard holding a row that another row of the same key contradicts stays as it is: merged, its row
+        # could no longer be set aside alone, and the wrong one would take the right ones with it.
+        disputed = {k for k, ids in claims.items() if len(ids) > 1}
+        held = [s for s, shard_rows in rows.items() if any(r["key"] in disputed for r in shard_rows)]
+        if held:
+            log.warning("%d LLM cache shard(s) hold rows that disagree with others about the same key (%s); they "
+                        "are not merged: the next generation sets the wrong ones aside", len(held),
+                        ", ".join(s.name for s in held[:3]))
+        merge = [s for s in shards if s not in held and rows[s]]
+        if len(merge) < 2:
+            self.reload()
+            return None
         seen: dict[str, dict[str, Any]] = {}
-        for shard in shards:
-            for row in self._rows(shard):
+        for shard in merge:
+            for row in rows[shard]:
                 seen.setdefault(row["key"], row)
         path = self.root / _shard_name()
         write_shard(path, list(seen.values()))
-        for shard in shards:
+        for shard in merge:
             shard.unlink(missing_ok=True)
         self.reload()
         return path
@@ -196,11 +305,17 @@ class LLMCache:
         return self.root.with_name(self.root.name + ".lookups.jsonl")
 
     def log_lookups(self, **fields: Any) -> None:
-        self.lookup_log.parent.mkdir(parents=True, exist_ok=True)
+        """Record one run's hit counts. Informational only: a cache mounted read-only (a team's shared copy)
+        still serves lookups, so a log that cannot be written is a warning, never a failed run."""
         line = json.dumps({"time": time.time(), **fields}, sort_keys=True) + "\n"
-        # One small O_APPEND write per run: concurrent runs interleave whole lines.
-        with open(self.lookup_log, "a", encoding="utf-8") as fh:
-            fh.write(line)
+        try:
+            self.lookup_log.parent.mkdir(parents=True, exist_ok=True)
+            # One small O_APPEND write per run: concurrent runs interleave whole lines.
+            with open(self.lookup_log, "a", encoding="utf-8") as fh:
+                fh.write(line)
+        except OSError as exc:
+            log.warning("could not record this run's cache hits in %s (%s); the outputs are complete",
+                        self.lookup_log, exc.strerror or exc)
 
     def lookups(self) -> list[dict[str, Any]]:
         if not self.lookup_log.exists():

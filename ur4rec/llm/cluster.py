@@ -89,7 +89,7 @@ class RayRun:
 def generate_on_ray(jobs: list[Job], cache: LLMCache, cfg: LLMConfig, backend: Backend) -> RayRun:
     """Answer the uncached jobs on Ray engine actors; `backend` is the driver's own engine (not started):
     the actors run the same kind on the same model."""
-    missing = sorted({j.key: j for j in jobs if j.key not in cache}.values(), key=lambda j: j.prompt)
+    missing = sorted({j.key: j for j in jobs if j.cached(cache) is None}.values(), key=lambda j: j.prompt)
     if not missing:
         return RayRun()
     require_ray(cfg)

@@ -8,11 +8,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 from ur4rec.config import ParamsError, get_path, section
+from ur4rec.llm.models import PACKAGED_MODELS, PACKAGED_PREFIX
 from ur4rec.llm.prompts import PROMPT_ORDERS
 
 BACKENDS = ("auto", "vllm", "transformers", "openai", "ray")
 ENGINES = ("auto", "vllm", "transformers", "openai")  # what a Ray engine actor runs (llm.ray.engine)
 STATUSES = ("ok", "empty", "truncated", "degenerate", "failed")
+DTYPES = ("auto", "bfloat16", "float16", "float32")
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,19 @@ class SamplingConfig:
     repetition_penalty: float = 1.0
     max_new_tokens: int = 96
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("temperature", self.temperature >= 0, ">= 0 (0: greedy)"),
+            ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
+            ("top_k", self.top_k >= 0, ">= 0 (0: off)"),
+            ("repetition_penalty", self.repetition_penalty > 0, "> 0 (1: off)"),
+            ("max_new_tokens", self.max_new_tokens >= 1, ">= 1"),
+            ("seed", self.seed >= 0, ">= 0"),
+        ]
+        for name, ok, rule in checks:
+            if not ok:
+                raise ParamsError(f"llm.sampling.{name} must be {rule}, got {getattr(self, name)!r}")
 
     def fingerprint(self) -> str:
         """Short stable hash of the sampling settings, stored next to every output."""
@@ -40,6 +55,12 @@ class VllmConfig:
     enforce_eager: bool = False
     log_stats: bool = False  # vLLM's periodic throughput / prefix-cache log lines and get_metrics()
 
+    def __post_init__(self) -> None:
+        if self.tensor_parallel_size < 1 or self.max_model_len < 1:
+            raise ParamsError("llm.vllm.tensor_parallel_size and llm.vllm.max_model_len must be >= 1")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ParamsError(f"llm.vllm.gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
+
 
 @dataclass(frozen=True)
 class OpenAIConfig:
@@ -52,6 +73,16 @@ class OpenAIConfig:
     concurrency: int = 8
     timeout_s: float = 300.0
     max_attempts: int = 5
+    # A server without authentication (a private `vllm serve`): send no key. Off by default, so an unset key
+    # variable is an error before any prompt is sent, not a silent anonymous request.
+    keyless: bool = False
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1 or self.max_attempts < 0 or self.timeout_s <= 0:
+            raise ParamsError("llm.openai.concurrency must be >= 1, max_attempts >= 0 and timeout_s > 0")
+        if not self.api_key_env and not self.keyless:
+            raise ParamsError("llm.openai.api_key_env is empty: name the variable holding the key, "
+                              "or set llm.openai.keyless=true for a server without authentication")
 
 
 @dataclass(frozen=True)
@@ -104,6 +135,15 @@ class QualityConfig:
     min_distinct_ngram_ratio: float = 0.35  # below: the text is looping over the same phrases
     min_words_for_ngram_check: int = 24
 
+    def __post_init__(self) -> None:
+        for name in ("max_retries", "min_chars", "min_words_for_ngram_check"):
+            if getattr(self, name) < 0:
+                raise ParamsError(f"llm.quality.{name} must be >= 0, got {getattr(self, name)}")
+        if self.ngram < 1:
+            raise ParamsError(f"llm.quality.ngram must be >= 1, got {self.ngram}")
+        if not 0 <= self.min_distinct_ngram_ratio <= 1:
+            raise ParamsError(f"llm.quality.min_distinct_ngram_ratio must be in [0, 1], got {self.min_distinct_ngram_ratio}")
+
 
 @dataclass(frozen=True)
 class LLMConfig:
@@ -131,6 +171,13 @@ class LLMConfig:
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ParamsError(f"llm.backend: {self.backend!r} is not one of {BACKENDS}")
+        if self.model.startswith(PACKAGED_PREFIX) and self.model[len(PACKAGED_PREFIX):] not in PACKAGED_MODELS:
+            known = ", ".join(PACKAGED_PREFIX + m for m in PACKAGED_MODELS)
+            raise ParamsError(f"llm.model: unknown packaged model {self.model!r}; known: {known}")
+        if not self.model:
+            raise ParamsError("llm.model is empty: name packaged:smollm2, an HF id or a local folder")
+        if self.dtype not in DTYPES:
+            raise ParamsError(f"llm.dtype: {self.dtype!r} is not one of {DTYPES}")
         bad = sorted(set(self.quality.retry_on) - set(STATUSES[1:4]))
         if bad:
             raise ParamsError(f"llm.quality.retry_on: unknown status(es) {bad}; choose from {STATUSES[1:4]}")

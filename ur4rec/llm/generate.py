@@ -81,7 +81,7 @@ def output_table(jobs: list[Job], kind: str, cache: LLMCache, errors: Mapping[st
     id_col, _ = OUTPUTS[kind]
     rows = []
     for job in sorted((j for j in jobs if j.kind == kind), key=lambda j: j.id):
-        rec = cache.get(job.key) or errors[job.key]
+        rec = job.cached(cache) or errors[job.key]
         rows.append({
             id_col: job.id,
             "prompt_hash": job.key,

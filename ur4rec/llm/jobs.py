@@ -13,7 +13,7 @@ import polars as pl
 
 from ur4rec.config import ParamsError
 from ur4rec.llm.backends import Backend
-from ur4rec.llm.cache import cache_key
+from ur4rec.llm.cache import LLMCache, cache_key
 from ur4rec.llm.config import LLMConfig
 from ur4rec.llm.prompts import Messages, PromptTemplate, compose, item_context, load_template, user_context
 from ur4rec.llm.structured import OutputSchema, dataset_categories, load_schema
@@ -36,6 +36,12 @@ class Job:
     data: str  # the prompt's data block: what the output should not copy
     titles: tuple[str, ...]  # titles the prompt lists
     schema: OutputSchema | None = None  # set when the output must follow a JSON schema
+    model: str = ""  # the model identity and sampling fingerprint the key was made of: a cached row must match
+    sampling: str = ""
+
+    def cached(self, cache: LLMCache) -> dict[str, Any] | None:
+        """This job's answer in the cache: a row whose key, model, sampling, prompt and schema all match."""
+        return cache.find(self.key, self.model, self.sampling, self.prompt, self.schema.fingerprint if self.schema else None)
 
 
 def read_prepared(paths: DatasetPaths) -> tuple[list[dict], list[dict]]:
@@ -87,7 +93,7 @@ def build_jobs(backend: Backend, cfg: LLMConfig, domain: str, users: list[dict],
         messages = compose(parts, cfg.prompt_order)
         prompt = backend.render(messages)
         key = cache_key(backend.model_identity, fingerprint, prompt, schema.key_part if schema else "")
-        return Job(kind, id_, messages, prompt, key, parts.data, tuple(titles), schema)
+        return Job(kind, id_, messages, prompt, key, parts.data, tuple(titles), schema, backend.model_identity, fingerprint)
 
     jobs = []
     for user in users:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ur4rec.config import DEFAULT_PARAMS, ParamsError, load_params, merged, section
+from ur4rec.config import DEFAULT_PARAMS, ParamsError, check_name, load_params, merged, section
 from ur4rec.data.config import DatasetConfig, FetchConfig, PrepareConfig
 from ur4rec.data.formats import FORMAT_NAMES
 
@@ -76,6 +76,8 @@ def names(params: Mapping[str, Any], key: str, allow_empty: bool = False) -> lis
         raise ParamsError(f"`{key}` must be a {'' if allow_empty else 'non-empty '}list of names, got {value!r}")
     if len(set(value)) != len(value):
         raise ParamsError(f"`{key}` lists a name twice: {value}")
+    for name in value:
+        check_name(name, f"`{key}`")
     return list(value)
 
 
@@ -86,6 +88,7 @@ def check_data(s: DataSettings) -> None:
     for name in s.datasets:
         s.dataset_config(name)
     for name, ds in s.dataset.items():
+        check_name(name, "dataset")
         if ds.format not in FORMAT_NAMES:
             raise ParamsError(f"dataset.{name}.format: {ds.format!r} has no loader; known formats: {list(FORMAT_NAMES)}")
         prepare = s.prepare_for(name)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ur4rec import models
-from ur4rec.config import DEFAULT_PARAMS, ParamsError, load_params, section
+from ur4rec.config import DEFAULT_PARAMS, ParamsError, check_name, load_params, section
 from ur4rec.eval.config import EvalConfig
 from ur4rec.eval.metrics import parse_metric
 from ur4rec.models.config import BackboneConfig
@@ -174,8 +174,17 @@ def _backbone(name: str, block: Mapping[str, Any] | None) -> BackboneSpec:
 
 def check(s: Settings) -> None:
     """Cross-references between sections: everything a run will look up exists and fits."""
-    parse_metric(s.train.select_metric)
-    parse_metric(s.report.focus_metric)
+    for key, metric in (("train.select_metric", s.train.select_metric), ("report.focus_metric", s.report.focus_metric)):
+        try:
+            parse_metric(metric)
+        except ValueError as exc:
+            raise ParamsError(f"{key}: {exc}") from exc
+    for section_name, block in (("backbone", s.backbone), ("variant", s.variant)):
+        for name in block:
+            check_name(name, section_name)
+    for name in ("weight_decay", "grad_clip"):
+        if getattr(s.train, name) < 0:
+            raise ParamsError(f"train.{name} must be >= 0 (0: off), got {getattr(s.train, name)}")
     for name in s.backbones:
         spec = s.backbone_spec(name)
         max_candidates = getattr(spec.config, "max_candidates", None)

@@ -28,7 +28,8 @@ def pick_backend(name: str) -> str:
 
 def _resolve(cfg: LLMConfig, backend: str) -> ResolvedModel:
     try:
-        return resolve_model(cfg.model, cfg.revision)
+        # A server's model is whatever the server loaded: nothing here to pin (its identity says `|server`).
+        return resolve_model(cfg.model, cfg.revision, pin=backend != "openai")
     except FileNotFoundError:
         if backend == "openai":  # a hosted model name such as `gpt-4o-mini`: nothing to resolve locally
             return ResolvedModel(cfg.model, cfg.model, f"openai:{cfg.model}")

@@ -50,7 +50,7 @@ class TransformersBackend(Backend):
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self.model, self.cfg.revision)
+            self._tokenizer = load_tokenizer(self.model, self.model.revision or self.cfg.revision)
         return self._tokenizer
 
     def render(self, messages: Messages) -> str:
@@ -62,7 +62,7 @@ class TransformersBackend(Backend):
             from transformers import AutoModelForCausalLM
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
-            kwargs = {} if self.model.is_local else {"revision": self.cfg.revision}
+            kwargs = {} if self.model.is_local else {"revision": self.model.revision or self.cfg.revision}
             try:
                 self._model = AutoModelForCausalLM.from_pretrained(
                     self.model.source, dtype=torch_dtype(self.cfg.dtype), **kwargs

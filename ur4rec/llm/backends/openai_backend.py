@@ -40,8 +40,20 @@ class OpenAIBackend(Backend):
         if self.cfg.openai.endpoint == "chat":
             return messages_as_text(messages)
         if self._renderer is None:
-            self._renderer = ChatRenderer(load_tokenizer(self.model, self.cfg.revision), self.model.name)
+            self._renderer = ChatRenderer(load_tokenizer(self.model, self.model.revision or self.cfg.revision), self.model.name)
         return self._renderer.render(messages)
+
+    def api_key(self) -> str:
+        """The key from `llm.openai.api_key_env`; a keyless server only when `llm.openai.keyless` says so."""
+        o = self.cfg.openai
+        if o.keyless:
+            return "EMPTY"  # the client library needs some string; a server without authentication ignores it
+        key = os.environ.get(o.api_key_env, "") if o.api_key_env else ""
+        if not key:
+            raise GenerationError(
+                f"the environment variable {o.api_key_env} holding the server's key is not set: export it, or set "
+                "llm.openai.keyless=true for a server without authentication (a private `vllm serve`)")
+        return key
 
     def _client_or_start(self):
         if self._client is None:
@@ -49,7 +61,7 @@ class OpenAIBackend(Backend):
 
             o = self.cfg.openai
             self._client = openai.OpenAI(
-                api_key=os.environ.get(o.api_key_env) or "EMPTY",
+                api_key=self.api_key(),
                 base_url=o.base_url,
                 timeout=o.timeout_s,
                 max_retries=o.max_attempts,
@@ -113,6 +125,8 @@ class OpenAIBackend(Backend):
             ) from exc
         except openai.APIStatusError as exc:
             return Completion(request.key, "", 0, 0, "error", f"server error {exc.status_code}: {exc.message}")
+        except _MALFORMED as exc:  # an answer without choices or message: this prompt failed, the run goes on
+            return Completion(request.key, "", 0, 0, "error", f"malformed answer from the server ({exc!r})")
         usage = resp.usage
         return Completion(
             key=request.key,
@@ -121,6 +135,10 @@ class OpenAIBackend(Backend):
             n_output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
             finish_reason=str(resp.choices[0].finish_reason or "stop"),
         )
+
+
+# What reading a malformed answer raises: no `choices` ([] or null), a choice without `message` / `text`.
+_MALFORMED = (IndexError, AttributeError, TypeError, KeyError)
 
 
 def _json_schema_format(schema: str) -> dict:

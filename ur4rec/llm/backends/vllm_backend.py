@@ -71,7 +71,7 @@ class VllmBackend(Backend):
 
     def render(self, messages: Messages) -> str:
         if self._renderer is None:
-            self._renderer = ChatRenderer(load_tokenizer(self.model, self.cfg.revision), self.model.name)
+            self._renderer = ChatRenderer(load_tokenizer(self.model, self.model.revision or self.cfg.revision), self.model.name)
         return self._renderer.render(messages)
 
     def _engine(self):
@@ -99,7 +99,7 @@ class VllmBackend(Backend):
             structured_outputs_config={"backend": STRUCTURED_BACKEND, "disable_any_whitespace": True},
         )
         if not self.model.is_local:
-            kwargs["revision"] = self.cfg.revision
+            kwargs["revision"] = self.model.revision or self.cfg.revision
         kwargs.update(_cpu_engine_overrides(v.max_model_len))
         log.info("starting vLLM for %s", self.model.source)
         try:
