@@ -77,5 +77,8 @@ def test_a_flipped_byte_in_a_prepared_split_is_refused_not_read(tmp_path):
     damaged = bytearray(path.read_bytes())
     damaged[len(damaged) // 3] ^= 0x01
     path.write_bytes(bytes(damaged))
-    with pytest.raises(OSError, match="CRC|checksum"):
+    with pytest.raises(OSError, match="CRC|checksum") as raised:
         RerankData.from_parquet(path, history_len=8)
+    from ur4rec.cli.boundary import damaged_artifact
+
+    assert damaged_artifact(raised.value).startswith(f"{path} is damaged or cut short")

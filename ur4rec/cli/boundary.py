@@ -98,7 +98,9 @@ def damaged_artifact(exc: BaseException) -> str | None:
     (the frames' locals: `pq.read_table(path)`, `load_file(filename)`); the fix names the stage that writes it.
     """
     module = type(exc).__module__
-    if not module.startswith(("pyarrow", "polars", "safetensors")) or not _DAMAGE.search(str(exc)):
+    from_reader = module.startswith(("pyarrow", "polars", "safetensors")) or (
+        type(exc) is OSError and "page integrity" in str(exc))  # pyarrow's page checksum: a plain OSError
+    if not from_reader or not _DAMAGE.search(str(exc)):
         return None
     path = _artifact_path(exc)
     if path is None:
