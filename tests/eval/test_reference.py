@@ -98,3 +98,18 @@ def test_valid_and_test_users_interactions_never_reach_the_counts(fx):
                                      .otherwise(pl.col("item_id")).alias("item_id")))
     assert score_references(s, "fx", root) != before
 
+
+def test_the_popularity_offset_counts_training_users_only(fx):
+    from ur4rec.runs.model import catalog_of
+    from ur4rec.runs.spec import RunSpec
+
+    root, s = fx
+    paths = DatasetPaths("fx", root)
+    split = pl.read_parquet(paths.prepared / "users.parquet")
+    inter = pl.read_parquet(paths.prepared / "interactions.parquet")
+    train = inter.filter(pl.col("user_id").is_in(split.filter(pl.col("split") == "train")["user_id"].implode()))
+    assert catalog_of(s, RunSpec("fx", "prm", None, 0), root).item_counts is None  # item_bias: none reads nothing
+    s = settings(dataset_entry("fx"), "prepare.n_candidates=20", "backbone.prm.item_bias=popularity")
+    counts = catalog_of(s, RunSpec("fx", "prm", None, 0), root).item_counts.numpy()
+    assert counts.tolist() == item_counts(train["item_id"].to_numpy(), 50).tolist()
+    assert counts.sum() < inter.height  # valid and test users' interactions left out

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ur4rec.models.catalog import ItemCatalog
+from ur4rec.models.item_bias import ITEM_BIAS, item_bias
 from ur4rec.models.item_features import ItemFeatures
 
 
@@ -36,6 +37,11 @@ class BackboneConfig:
     history_len: int = 10      # most recent history items the model reads (10 rerankers, 150 sequential)
     dim: int = 64              # model width d = item representation size
     dropout: float = 0.1
+    item_bias: str = "none"    # none | learned | popularity: a per-item score offset (ur4rec/models/item_bias.py)
+
+    def __post_init__(self) -> None:
+        if self.item_bias not in ITEM_BIAS:
+            raise ValueError(f"item_bias must be one of {list(ITEM_BIAS)}, got {self.item_bias!r}")
 
 
 class Backbone(nn.Module):
@@ -60,13 +66,15 @@ class Backbone(nn.Module):
         self.aug_proj = nn.Linear(cfg.dim + aug_dim, cfg.dim) if aug_dim > 0 else None
         self.aug_scale = nn.Linear(aug_dim, cfg.dim) if aug_dim > 0 else None
         self.dropout = nn.Dropout(cfg.dropout)
+        self.item_bias = item_bias(cfg.item_bias, catalog)
 
     # ---------------------------------------------------------------- the interface
 
     def forward(self, batch: BatchLike, aug: Tensor | None = None) -> Tensor:
         """Scores `[B, C]` for `batch.candidates`; `aug` is `[B, C, aug_dim]` when built with `aug_dim > 0`."""
         candidates = self.candidate_repr(batch.candidates, aug)
-        return self.score(self.recent(batch.history), candidates)
+        scores = self.score(self.recent(batch.history), candidates)
+        return scores if self.item_bias is None else scores + self.item_bias(batch.candidates)
 
     def item_repr(self, item_ids: Tensor) -> Tensor:
         """h_i for any shape of item ids: `[...] -> [..., dim]` (0 -> zeros)."""

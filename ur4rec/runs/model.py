@@ -6,6 +6,7 @@ architecture, weights from the checkpoint), so the two can never disagree on wha
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -14,13 +15,14 @@ from torch import nn
 
 from ur4rec import models
 from ur4rec.encode.store import EmbeddingStore
+from ur4rec.eval.reference import item_counts
 from ur4rec.models.catalog import ItemCatalog
 from ur4rec.paths import DATA_ROOT, RunPaths
 from ur4rec.retriever.augment import AugmentedRecommender
 from ur4rec.retriever.build import build_augmenter
 from ur4rec.retriever.joint import joint_history_len, param_groups, warm_start
 from ur4rec.runs.settings import Settings
-from ur4rec.runs.spec import RunSpec, count_users
+from ur4rec.runs.spec import RunSpec, count_users, training_interactions
 from ur4rec.train.catalog import read_catalog
 from ur4rec.train.loop import WEIGHTS_FILE
 
@@ -28,8 +30,14 @@ PRETRAINED_FILE = WEIGHTS_FILE  # the pretrain folder holds the retriever's best
 
 
 def catalog_of(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> ItemCatalog:
-    model = models.lookup(s.backbone_spec(spec.backbone).model)
-    return read_catalog(spec.paths(root).dataset.prepared / "items.parquet", with_texts=model.needs_item_texts)
+    """The items a run's backbone is built over, with training users' counts when its item bias reads them."""
+    bspec = s.backbone_spec(spec.backbone)
+    dataset = spec.paths(root).dataset
+    catalog = read_catalog(dataset.prepared / "items.parquet", with_texts=models.lookup(bspec.model).needs_item_texts)
+    if bspec.config.item_bias != "popularity":
+        return catalog
+    _, items = training_interactions(dataset)
+    return dataclasses.replace(catalog, item_counts=torch.from_numpy(item_counts(items, catalog.n_items)))
 
 
 def history_len(s: Settings, spec: RunSpec) -> int:
