@@ -113,3 +113,14 @@ def test_the_popularity_offset_counts_training_users_only(fx):
     counts = catalog_of(s, RunSpec("fx", "prm", None, 0), root).item_counts.numpy()
     assert counts.tolist() == item_counts(train["item_id"].to_numpy(), 50).tolist()
     assert counts.sum() < inter.height  # valid and test users' interactions left out
+
+
+def test_an_unprepared_dataset_is_a_one_line_error(tmp_path, capsys):
+    from ur4rec.cli.boundary import boundary
+
+    with pytest.raises(SystemExit) as exit_info:
+        with boundary():
+            score_references(settings(dataset_entry("fx")), "fx", tmp_path)
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 1 and err.startswith("error: ") and "run the prepare stage" in err
+    assert len(err.splitlines()) == 1

@@ -29,12 +29,14 @@ METRICS_FILE = "metrics.json"
 
 def score_references(s: Settings, dataset: str, root: Path = DATA_ROOT) -> dict[str, dict[str, dict[str, float]]]:
     """Score every reference on the valid and test lists; returns (and writes) {scorer: {split: means}}."""
+    history_len = s.prepare_for(dataset).history_len  # an unknown dataset fails here, naming the params key
     paths = DatasetPaths(dataset, root)
+    if not (paths.prepared / "items.parquet").exists():
+        raise FileNotFoundError(f"{paths.prepared}: not prepared; run the prepare stage (dvc repro prepare@{dataset})")
     n_items = read_catalog(paths.prepared / "items.parquet").n_items
     users, items = training_interactions(paths)
     counts = reference.item_counts(items, n_items)
     sim = reference.item_similarity(users, items, n_items)
-    history_len = s.prepare_for(dataset).history_len
     summary: dict[str, dict[str, dict[str, float]]] = {name: {} for name in reference.SCORERS}
     for split in ("valid", "test"):
         lists = load_split(paths, split, history_len, n_items)
