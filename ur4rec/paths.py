@@ -9,6 +9,7 @@ data/<dataset>/runs/<backbone>/seed<k>/         the runs of one backbone and see
     pretrain/<variant>/                         each variant's pre-trained retriever or marker (pretrain)
     arms/<variant>/train/, arms/<variant>/dvclive/  each variant's joint training (train_aug)
     eval/<arm>/, metrics.json                   test metrics of every arm (evaluate)
+data/<dataset>/reference/<scorer>/, reference.json   TopPop and item-CF on the same lists (reference)
 data/cache/llm/                 content-addressed LLM output cache, shared by all datasets
 data/cache/emb/                 content-addressed encoder cache
 data/report/<dataset>/          tables and plots over all runs
@@ -61,6 +62,16 @@ class DatasetPaths:
     def encode_report(self) -> Path:
         """The encode stage's counts and timings, beside `emb/` so that the store's bytes depend on its vectors alone."""
         return self.base / "encode_report.json"
+
+    @property
+    def reference(self) -> Path:
+        """reference/<scorer>/: per_sample.parquet and metrics.json of each reference scorer's test lists."""
+        return self.base / "reference"
+
+    @property
+    def reference_metrics(self) -> Path:
+        """Each reference scorer's valid and test means (the reference stage's DVC metrics file)."""
+        return self.base / "reference.json"
 
     def run(self, backbone: str, arm: str, seed: int) -> "RunPaths":
         return RunPaths(self, backbone, arm, seed)

@@ -33,7 +33,8 @@ def test_doctor_fails_on_a_broken_params_file(tmp_path):
 def test_help_lists_one_door_per_verb():
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("doctor", "prepare", "generate", "encode", "train", "pretrain", "evaluate", "report", "dag"):
+    for command in ("doctor", "prepare", "generate", "encode", "train", "pretrain", "evaluate", "report", "reference",
+                    "dag"):
         assert command in result.output
     assert "train-aug" not in result.output and "evaluate-aug" not in result.output
 

@@ -17,7 +17,8 @@ from ur4rec.io import write_parquet
 
 def write_prepared(root: Path, n_clusters: int = 6, cluster_size: int = 10, n_candidates: int = 20,
                    samples: dict[str, int] | None = None, history_len: int = 12, seed: int = 0) -> Path:
-    """Write items/train/valid/test parquet into `root` (the `prepared/` folder) and return it."""
+    """Write items/train/valid/test parquet, and users/interactions (a user's history then target) for the
+    counts the popularity offset reads, into `root` (the `prepared/` folder); return it."""
     rng = np.random.default_rng(seed)
     samples = samples or {"train": 320, "valid": 80, "test": 80}
     n_items = n_clusters * cluster_size
@@ -33,6 +34,7 @@ def write_prepared(root: Path, n_clusters: int = 6, cluster_size: int = 10, n_ca
     root.mkdir(parents=True, exist_ok=True)
     write_parquet(root / "items.parquet", items)
     sample_id, user_id = 0, 0
+    users, interactions = [], []
     for split, count in samples.items():
         rows = []
         for _ in range(count):
@@ -50,9 +52,15 @@ def write_prepared(root: Path, n_clusters: int = 6, cluster_size: int = 10, n_ca
                 "target_pos": int(np.flatnonzero(candidates == target)[0]),
             })
             sample_id += 1
+            users.append({"user_id": user_id, "split": split})
+            interactions += [{"user_id": user_id, "item_id": int(i), "timestamp": t}
+                             for t, i in enumerate([*history.tolist(), target])]
         frame = pl.DataFrame(rows, schema={
             "sample_id": pl.Int64, "user_id": pl.Int64, "target": pl.Int64, "history": pl.List(pl.Int64),
             "candidates": pl.List(pl.Int64), "target_pos": pl.Int64,
         })
         write_parquet(root / f"{split}.parquet", frame)
+    write_parquet(root / "users.parquet", pl.DataFrame(users, schema={"user_id": pl.Int64, "split": pl.Utf8}))
+    write_parquet(root / "interactions.parquet", pl.DataFrame(
+        interactions, schema={"user_id": pl.Int64, "item_id": pl.Int64, "timestamp": pl.Int64}))
     return root

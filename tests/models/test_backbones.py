@@ -181,3 +181,28 @@ def test_item_features_combine_id_and_categories(item_categories):
     assert torch.allclose(model.item_repr(ids), expected)
     with pytest.raises(ValueError, match="item_categories must be"):
         build("dlcm", TINY["dlcm"], ItemCatalog(N_ITEMS + 1, N_CATEGORIES, item_categories))
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_item_bias_adds_a_per_candidate_offset_and_leaves_the_rest_as_without(name, item_categories):
+    counts = torch.arange(N_ITEMS + 1, dtype=torch.float64) * 3
+    catalog = ItemCatalog(N_ITEMS, N_CATEGORIES, item_categories, item_counts=counts)
+    batch = make_batch(n_candidates=8)
+    built = {}
+    for kind in ("none", "learned", "popularity"):
+        torch.manual_seed(0)
+        built[kind] = build(name, {**TINY[name], "item_bias": kind}, catalog).eval()
+    plain = built["none"](batch)
+    assert torch.equal(built["learned"](batch), plain)  # zero at the start, same other weights
+    # popularity starts at 1 x log(1 + n_i): an untrained model ranks as TopPop plus its own scores
+    assert torch.allclose(built["popularity"](batch), plain + torch.log1p(counts.float())[batch.candidates])
+    with torch.no_grad():
+        built["learned"].item_bias.bias[batch.candidates[0, 0]] = 5.0
+    assert built["learned"](batch)[0, 0].item() == pytest.approx(plain[0, 0].item() + 5.0)
+
+
+def test_item_bias_values_are_checked(item_categories):
+    with pytest.raises(ParamsError, match=r"backbone.prm: item_bias must be one of \['none', 'learned', 'popularity'\]"):
+        build("prm", {"item_bias": "pop"}, ItemCatalog(N_ITEMS, N_CATEGORIES, item_categories))
+    with pytest.raises(ValueError, match="popularity needs the catalogue's item_counts"):
+        build("prm", {"item_bias": "popularity"}, ItemCatalog(N_ITEMS, N_CATEGORIES, item_categories))

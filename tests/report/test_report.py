@@ -149,3 +149,28 @@ def test_the_llm_section_shows_the_echo_figures_the_generate_stage_writes(tmp_pa
     md = (tmp_path / "report" / "toy" / "results.md").read_text()
     assert "| user | 0.250 | 0.250 | 50.0% | 1.00 |" in md
     assert "nan" not in md.split("## LLM outputs")[1].split("##")[0]
+
+
+def test_reference_rows_close_every_table_and_each_base_is_tested_against_them(tmp_path):
+    import dataclasses
+
+    for bb in ("prm", "gru4rec"):
+        for arm, shift in (("base", 0.1 if bb == "prm" else 0.0), ("control", 0.0), ("kar", 0.0), ("llm", 0.0),
+                           ("ur4rec", 0.0)):
+            write_run(tmp_path, bb, arm, shift)
+    toppop = DatasetPaths("toy", tmp_path).run("toppop", "toppop", 0)  # written as a run, moved to its folder
+    write_run(tmp_path, "toppop", "toppop", 0.0)
+    ref = DatasetPaths("toy", tmp_path).reference / "toppop"
+    ref.mkdir(parents=True)
+    (toppop.eval / "per_sample.parquet").rename(ref / "per_sample.parquet")
+    with_refs = dataclasses.replace(plan(), references=["toppop", "itemcf"])
+    summary = build_report(with_refs, root=tmp_path)
+    md = (tmp_path / "report" / "toy" / "results.md").read_text()
+    main, tests = md.split("## NDCG@10: intervals and tests")
+    assert row(main, "reference", "toppop").count("|") == len(METRICS) + 3
+    assert "[" in row(tests, "reference", "toppop")  # its CI
+    section = md[md.index("## Base against the reference rows"):]
+    assert float(row(section, "prm", "toppop").split("|")[5].split()[0]) == pytest.approx(0.1, abs=0.01)
+    assert summary["runs"]["prm/base"]["ndcg@10:vs_toppop"]["p_holm"] < 0.05
+    assert summary["runs"]["gru4rec/base"]["ndcg@10:vs_toppop"]["p_holm"] > 0.05
+    assert "toppop" in summary["references"] and "reference/itemcf" in md  # a missing one is listed, not dropped

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from ur4rec.models.catalog import ItemCatalog
 from ur4rec.models.config import BackboneConfig
+from ur4rec.models.item_bias import item_bias
 from ur4rec.models.item_features import ItemFeatures
 
 
@@ -47,13 +48,15 @@ class Backbone(nn.Module):
         self.aug_proj = nn.Linear(cfg.dim + aug_dim, cfg.dim) if aug_dim > 0 else None
         self.aug_scale = nn.Linear(aug_dim, cfg.dim) if aug_dim > 0 else None
         self.dropout = nn.Dropout(cfg.dropout)
+        self.item_bias = item_bias(cfg.item_bias, catalog)
 
     # ---------------------------------------------------------------- the interface
 
     def forward(self, batch: BatchLike, aug: Tensor | None = None) -> Tensor:
         """Scores `[B, C]` for `batch.candidates`; `aug` is `[B, C, aug_dim]` when built with `aug_dim > 0`."""
         candidates = self.candidate_repr(batch.candidates, aug)
-        return self.score(self.recent(batch.history), candidates)
+        scores = self.score(self.recent(batch.history), candidates)
+        return scores if self.item_bias is None else scores + self.item_bias(batch.candidates)
 
     def item_repr(self, item_ids: Tensor) -> Tensor:
         """h_i for any shape of item ids: `[...] -> [..., dim]` (0 -> zeros)."""

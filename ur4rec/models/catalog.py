@@ -16,3 +16,4 @@ class ItemCatalog:
     n_categories: int
     item_categories: Tensor  # [n_items + 1, K] category ids per item, 0-padded; row 0 is padding
     texts: tuple[str, ...] | None = None  # "key value" text of item i at index i (index 0: ""), when asked for
+    item_counts: Tensor | None = None     # [n_items + 1] interactions per item among training users, when asked for

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+ITEM_BIAS = ("none", "learned", "popularity")  # backbone.<name>.item_bias (ur4rec/models/item_bias.py)
+
 # Attribute names the catalogue writes for the built-in datasets (MovieLens, Steam, Amazon 2018): Recformer's
 # default `attribute_keys`.
 DEFAULT_KEYS = ("title", "categories", "brand", "date", "description", "developer", "imdb url", "main cat", "price",
@@ -27,6 +29,11 @@ class BackboneConfig:
     history_len: int = 10      # most recent history items the model reads (10 rerankers, 150 sequential)
     dim: int = 64              # model width d = item representation size
     dropout: float = 0.1
+    item_bias: str = "none"    # none | learned | popularity: a per-item score offset (ur4rec/models/item_bias.py)
+
+    def __post_init__(self) -> None:
+        if self.item_bias not in ITEM_BIAS:
+            raise ValueError(f"item_bias must be one of {list(ITEM_BIAS)}, got {self.item_bias!r}")
 
 
 

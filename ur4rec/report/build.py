@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ur4rec.eval.metrics import parse_metric
-from ur4rec.eval.stats import bootstrap_ci, holm, paired_test
+from ur4rec.eval.stats import PairedTest, bootstrap_ci, holm, paired_test
 from ur4rec.io import write_json, write_text
 from ur4rec.paths import BASE_ARM as BASE
 from ur4rec.paths import DATA_ROOT, DatasetPaths, report_dir
@@ -57,6 +57,7 @@ def build_report(plan: ReportPlan, root: Path = DATA_ROOT) -> dict[str, Any]:
     parts += ["## Main results\n", results_table(plan, results, main, plan.metrics), ""]
     table, comparisons = comparison_table(plan, results, main, focus)
     parts += [f"## {focus.upper()}: intervals and tests\n", table, "", mde_note(plan, comparisons, focus), ""]
+    parts += reference_section(plan, results)
     if ablations:
         anchor = [a for a in main if a.is_control or (a.variant is not None and a.variant.uses_retriever)]
         ab_arms = anchor + ablations
@@ -74,8 +75,9 @@ def build_report(plan: ReportPlan, root: Path = DATA_ROOT) -> dict[str, Any]:
     parts += pretraining_section(plan, root, out)
     parts += llm_section(plan, root)
     parts += cost_section(plan, results)
-    if results.missing:
-        parts += ["## Not evaluated\n", ", ".join(f"{b}/{a}/seed{s}" for b, a, s in results.missing), ""]
+    if results.missing or results.missing_references:
+        parts += ["## Not evaluated\n", ", ".join([f"{b}/{a}/seed{s}" for b, a, s in results.missing]
+                                                  + [f"reference/{name}" for name in results.missing_references]), ""]
     write_text(out / "results.md", "\n".join(parts) + "\n")
     summary = summarise(plan, results, control, random_focus)
     write_json(out / "results.json", summary)
@@ -96,6 +98,39 @@ def header(plan: ReportPlan, results: Results, random_focus: float) -> str:
         text += ("\nOne seed: these tests treat each trained model as fixed, so they ignore training variance; "
                  "run several seeds (`dvc exp run -S 'seeds=[0,1,2]'`) before reading a difference as an effect.\n")
     return text
+
+
+def base_against_references(plan: ReportPlan, results: Results) -> list[tuple[str, str, PairedTest, float]]:
+    """(backbone, reference, Base − reference on per-user values, Holm-adjusted p) over every pair."""
+    focus = plan.cfg.focus_metric
+    found = []
+    for backbone in plan.backbones:
+        seeds = results.seeds(backbone, BASE)
+        if not seeds:
+            continue
+        users, base = results.user_matrix(backbone, BASE, focus, seeds)
+        for name, ref in results.references.items():
+            ref_users, values = ref.per_user(focus)
+            if not np.array_equal(ref_users, users):
+                raise ValueError(f"{plan.dataset}: reference {name} and {backbone}/base were scored on different test users")
+            found.append((backbone, name, paired_test(values, base, n_resamples=plan.cfg.bootstrap)))
+    adjusted = holm([t.pvalue for *_, t in found])
+    return [(b, name, t, float(p)) for (b, name, t), p in zip(found, adjusted)]
+
+
+def reference_section(plan: ReportPlan, results: Results) -> list[str]:
+    """Each Base against each reference row: what training a backbone adds over a count."""
+    found = base_against_references(plan, results)
+    if not found:
+        return []
+    focus = plan.cfg.focus_metric
+    rows = [f"| {b} | {name} | {t.mean_b:.4f} | {t.mean_a:.4f} | {t.diff:+.4f} [{t.ci_low:+.4f}, {t.ci_high:+.4f}] | "
+            f"{t.pvalue:.3g} | {p:.3g} |" for b, name, t, p in found]
+    return [f"## Base against the reference rows ({focus.upper()})\n",
+            "Reference scorers count training users' interactions only (`ur4rec/eval/reference.py`). Δ = Base − "
+            "reference on per-user values, paired t-test, Holm over this table.\n",
+            "| Backbone | Reference | Base | reference | Δ [95% CI] | p | p Holm |", "|---|---|---:|---:|---:|---:|---:|",
+            *rows, ""]
 
 
 TABLE5_MODELS = ("lrurec", "recformer")
@@ -259,6 +294,12 @@ def summarise(plan: ReportPlan, results: Results, control: Arm | None, random_fo
                     cell[f"{focus}:vs_{ref}"] = {"diff": c.test.diff, "p": c.test.pvalue, "p_holm": c.p_holm,
                                                  "ci95": [c.test.ci_low, c.test.ci_high], "n_users": c.test.n_users}
             cells[f"{backbone}/{arm.name}"] = cell
+    references = {name: {**{m: ref.mean(m) for m in plan.metrics},
+                         f"{focus}:ci95": list(bootstrap_ci(ref.per_user(focus)[1], n_resamples=plan.cfg.bootstrap))}
+                  for name, ref in results.references.items()}
+    for backbone, name, t, p in base_against_references(plan, results):
+        cells[f"{backbone}/{BASE}"][f"{focus}:vs_{name}"] = {"diff": t.diff, "p": t.pvalue, "p_holm": p,
+                                                              "ci95": [t.ci_low, t.ci_high], "n_users": t.n_users}
     return {"dataset": plan.dataset, "leaky": plan.leaky, "random": {focus: random_focus},
-            "control": control.name if control else None, "runs": cells,
+            "control": control.name if control else None, "runs": cells, "references": references,
             "missing": [f"{b}/{a}/seed{s}" for b, a, s in results.missing]}

@@ -1,7 +1,8 @@
 """Find the evaluated runs of a dataset and load their per-list metrics, keyed by (backbone, arm, seed).
 
 A run is `data/<ds>/runs/<backbone>/seed<k>/eval/<arm>/per_sample.parquet` as written by the evaluation stage.
-Runs the plan names but that are not evaluated are reported as missing, never silently dropped.
+Runs the plan names but that are not evaluated are reported as missing, never silently dropped. The reference
+scorers (`data/<ds>/reference/<scorer>/per_sample.parquet`, the same format) are loaded beside them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ur4rec.report.plan import ReportPlan
 
 @dataclass
 class RunResult:
-    paths: RunPaths
+    paths: RunPaths | None  # None: a reference scorer (no training)
     frame: pl.DataFrame  # sample_id, user_id, one column per metric
 
     def mean(self, metric: str) -> float:
@@ -35,6 +36,8 @@ class Results:
     dataset: str
     runs: dict[tuple[str, str, int], RunResult] = field(default_factory=dict)
     missing: list[tuple[str, str, int]] = field(default_factory=list)
+    references: dict[str, RunResult] = field(default_factory=dict)
+    missing_references: list[str] = field(default_factory=list)
 
     def seeds(self, backbone: str, arm: str) -> list[int]:
         return sorted(s for (b, a, s) in self.runs if b == backbone and a == arm)
@@ -68,6 +71,12 @@ def collect(plan: ReportPlan, root: Path = DATA_ROOT) -> Results:
                     found.missing.append((backbone, arm.name, seed))
                     continue
                 found.runs[(backbone, arm.name, seed)] = RunResult(run, pl.read_parquet(per_sample))
+    for name in plan.references:
+        per_sample = paths.reference / name / "per_sample.parquet"
+        if per_sample.exists():
+            found.references[name] = RunResult(None, pl.read_parquet(per_sample))
+        else:
+            found.missing_references.append(name)
     return found
 
 

@@ -3,7 +3,8 @@
 Cell: the mean over seeds of the list-level mean (± the SD over seeds when there are several). Marks: `*`
 significantly better than the matched control, `†` significantly better than KAR: a two-sided paired t-test on
 per-user values (a user's lists, then seeds, averaged first), Holm-adjusted over every comparison of the table
-on that metric, at `report.alpha`.
+on that metric, at `report.alpha`. The reference scorers (TopPop, item-CF: no training, one value) close every
+table as `reference` rows, the level a trained model has to clear.
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ def results_table(plan: ReportPlan, results: Results, arms: list[Arm], metrics: 
             cells = [fmt_cell(results.values(backbone, arm.name, m)) + marks.get((backbone, arm.name, m), "")
                      for m in metrics]
             lines.append(f"| {backbone} | {arm.name} | " + " | ".join(cells) + " |")
+    for name, ref in results.references.items():
+        lines.append(f"| reference | {name} | " + " | ".join(f"{ref.mean(m):.4f}" for m in metrics) + " |")
     return "\n".join(lines)
 
 
@@ -123,6 +126,9 @@ def comparison_table(plan: ReportPlan, results: Results, arms: list[Arm], metric
                 row += (" | | |" if c is None else
                         f" {c.test.diff:+.4f} [{c.test.ci_low:+.4f}, {c.test.ci_high:+.4f}] | {c.test.pvalue:.3g} | {c.p_holm:.3g} |")
             lines.append(row)
+    for name, ref in results.references.items():
+        low, high = bootstrap_ci(ref.per_user(metric)[1], n_resamples=plan.cfg.bootstrap)
+        lines.append(f"| reference | {name} | {ref.mean(metric):.4f} [{low:.4f}, {high:.4f}] |" + " | | |" * len(refs))
     return "\n".join(lines), comparisons
 
 

@@ -6,18 +6,21 @@ architecture, weights from the checkpoint), so the two can never disagree on wha
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
 from ur4rec import models
 from ur4rec.encode.store import EmbeddingStore
+from ur4rec.eval.reference import item_counts
 from ur4rec.models.catalog import ItemCatalog
 from ur4rec.paths import RunPaths
 from ur4rec.retriever.augment import AugmentedRecommender
 from ur4rec.retriever.build import build_augmenter
 from ur4rec.retriever.joint import param_groups, warm_start
 from ur4rec.runs.settings import Run
-from ur4rec.runs.spec import count_users
+from ur4rec.runs.spec import count_users, training_interactions
 from ur4rec.train.catalog import read_catalog
 from ur4rec.train.checkpoint import read_checkpoint
 from ur4rec.train.loop import WEIGHTS_FILE
@@ -26,8 +29,13 @@ PRETRAINED_FILE = WEIGHTS_FILE  # the pretrain folder holds the retriever's best
 
 
 def catalog_of(run: Run) -> ItemCatalog:
-    model = models.entry(run.backbone.model)
-    return read_catalog(run.paths.dataset.prepared / "items.parquet", with_texts=model.needs_item_texts)
+    """The items a run's backbone is built over, with training users' counts when its item bias reads them."""
+    dataset = run.paths.dataset
+    catalog = read_catalog(dataset.prepared / "items.parquet", with_texts=models.entry(run.backbone.model).needs_item_texts)
+    if run.backbone.config.item_bias != "popularity":
+        return catalog
+    _, items = training_interactions(dataset)
+    return dataclasses.replace(catalog, item_counts=torch.from_numpy(item_counts(items, catalog.n_items)))
 
 
 def build_model(run: Run, catalog: ItemCatalog, training: bool) -> tuple[nn.Module, list[dict] | None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ur4rec.eval.reference import SCORERS
 from ur4rec.paths import BASE_ARM, DATA_ROOT
 from ur4rec.report.build import build_report
 from ur4rec.report.plan import Arm, ReportPlan
@@ -23,7 +24,7 @@ def report_plan(s: Settings, dataset: str) -> ReportPlan:
                       ks=list(s.evaluate.ks), n_candidates=s.prepare_for(dataset).n_candidates, cfg=s.report,
                       leaky=s.is_leaky(dataset), clean_twin=s.dataset_config(dataset).clean_twin,
                       n_negatives=s.retriever.pretrain.n_negatives,
-                      models={b: s.backbone_spec(b).model for b in s.backbones})
+                      models={b: s.backbone_spec(b).model for b in s.backbones}, references=list(SCORERS))
 
 
 def report(s: Settings, dataset: str, root: Path = DATA_ROOT) -> dict[str, Any]:

@@ -56,3 +56,17 @@ def users_of_split(paths: DatasetPaths, split: str) -> np.ndarray:
     table = pq.read_table(paths.prepared / "users.parquet", columns=["user_id", "split"], page_checksum_verification=True)
     users, splits = table.column("user_id").to_numpy(), table.column("split").to_numpy(zero_copy_only=False)
     return users[splits == split]
+
+
+def training_interactions(paths: DatasetPaths) -> tuple[np.ndarray, np.ndarray]:
+    """(user ids, item ids) of every interaction of a TRAINING user: the only interactions a count may use
+    (TopPop, item-CF, the popularity offset); valid and test users are never seen in training."""
+    path = paths.prepared / "interactions.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: missing; run the prepare stage (dvc repro prepare@{paths.name})")
+    table = pq.read_table(path, columns=["user_id", "item_id"])
+    users = table.column("user_id").to_numpy()
+    train = np.isin(users, users_of_split(paths, "train"))
+    if not train.any():
+        raise DataFormatError(f"{path}: no interaction of a training user; rerun the prepare stage")
+    return users[train], table.column("item_id").to_numpy()[train]

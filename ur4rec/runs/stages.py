@@ -148,9 +148,13 @@ STAGES: dict[str, Stage] = {
                 "retriever.arch", "retriever.per_backbone", FANOUT, "variant"],
         outs=[SEED_RUNS + "/eval"], metrics=[SEED_RUNS + "/metrics.json"],
         matrix=SEED_MATRIX),
+    "reference": Stage(
+        "stages/reference.py", DATASET, "TopPop and item-CF on the same valid and test lists (the reference rows)",
+        deps=["data/${item}/prepared"], params=["evaluate.ks", "prepare.history_len", "dataset.${item}.prepare"],
+        outs=["data/${item}/reference"], metrics=["data/${item}/reference.json"], foreach="datasets"),
     "report": Stage(
         "stages/report.py", DATASET, "tables, user-level statistics and plots over every evaluated run",
-        deps=["data/${item}/runs", "data/${item}/llm"],
+        deps=["data/${item}/runs", "data/${item}/llm", "data/${item}/reference"],
         params=["backbones", "variants", "seeds", "report", "evaluate.ks", "prepare.n_candidates", "variant",
                 "retriever.per_backbone", "retriever.pretrain.n_negatives", "dataset.${item}"],
         outs=["data/report/${item}/results.md", "data/report/${item}/bars.png"],
