@@ -46,6 +46,7 @@ class ReportPlan:
     clean_twin: str | None = None  # the clean dataset a LEAKY one mirrors
     models: dict[str, str] = field(default_factory=dict)  # backbone -> its registered model (Table 5 baselines)
     n_negatives: int = 10      # pre-training M, for the chance level of its curves
+    drilldown_users: int = 100  # the page's drill-down sample when no run saved one (evaluate.drilldown_users)
 
     @property
     def metrics(self) -> list[str]:
