@@ -265,12 +265,13 @@ def recording_cross_attention(retriever: Retriever) -> Iterator[list[torch.Tenso
     def record(module: Attention, args: tuple, output: torch.Tensor) -> None:
         x, kv, mask = args[:3]
         repeat = args[3] if len(args) > 3 else 1
-        q = module._heads(module.query(x)).float()
-        k = module._repeat(module._heads(module.key(kv)), repeat).float()
-        scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
-        if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        found.append(torch.softmax(scores, dim=-1).detach())
+        with torch.autocast(x.device.type, enabled=False):  # fp32 weights even where the pass ran in bf16
+            q = module._heads(module.query(x.float()))
+            k = module._repeat(module._heads(module.key(kv.float())), repeat)
+            scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+            if mask is not None:
+                scores = scores.masked_fill(~mask, float("-inf"))
+            found.append(torch.softmax(scores, dim=-1).detach())
 
     handles = [block.cross_attn.register_forward_hook(record) for block in retriever.blocks]
     try:

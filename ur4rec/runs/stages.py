@@ -149,11 +149,13 @@ STAGES: dict[str, Stage] = {
         outs=[SEED_RUNS + "/eval"], metrics=[SEED_RUNS + "/metrics.json"],
         matrix=SEED_MATRIX),
     "report": Stage(
-        "stages/report.py", DATASET, "tables, user-level statistics and plots over every evaluated run",
-        deps=["data/${item}/runs", "data/${item}/llm"],
-        params=["backbones", "variants", "seeds", "report", "evaluate.ks", "prepare.n_candidates", "variant",
-                "retriever.per_backbone", "retriever.pretrain.n_negatives", "dataset.${item}"],
-        outs=["data/report/${item}/results.md", "data/report/${item}/bars.png"],
+        "stages/report.py", DATASET,
+        "tables, user-level statistics and plots over every evaluated run; index.html with the per-user drill-down",
+        deps=["data/${item}/runs", "data/${item}/llm", "data/${item}/prepared", "data/${item}/encode_report.json"],
+        params=["backbones", "variants", "seeds", "report", "evaluate.ks", "evaluate.drilldown_users",
+                "prepare.n_candidates", "variant", "retriever.per_backbone", "retriever.pretrain.n_negatives",
+                "dataset.${item}"],
+        outs=["data/report/${item}/results.md", "data/report/${item}/bars.png", "data/report/${item}/index.html"],
         metrics=["data/report/${item}/results.json"], foreach="datasets"),
 }
 
