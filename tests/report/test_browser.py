@@ -72,6 +72,12 @@ def test_the_page_opens_from_disk_with_its_tables_plots_and_a_users_drilldown(pa
         wait.until(lambda d: d.execute_script(
             "return window.Bokeh && Bokeh.documents.length === arguments[0] && "
             "[...document.querySelectorAll('div.plot')].every(e => e.children.length > 0)", n_plots))
+        # training curves: one backbone at a time, another on a click
+        driver.find_element(By.CSS_SELECTOR, "button.choice[data-item='plot-train-gru4rec']").click()
+        wait.until(lambda d: d.execute_script(
+            "const e = document.getElementById('plot-train'); "
+            "return e.dataset.item === 'plot-train-gru4rec' && e.children.length > 0 && Bokeh.documents.length > arguments[0]",
+            n_plots))
         # open one user's drill-down
         driver.find_element(By.ID, "open-user-3").click()
         view = wait.until(lambda d: d.find_element(By.ID, "user-3"))

@@ -72,7 +72,7 @@ def render_page(context: dict[str, Any]) -> str:
     # Bokeh's documents define each model where it first occurs: their key order must survive (tojson sorts).
     env.policies["json.dumps_kwargs"] = {"sort_keys": False, "separators": (",", ":")}
     js = Resources(mode="inline", components=["bokeh"]).render_js()
-    plot_items = {p["id"]: p["item"] for p in context["plots"]}
+    plot_items = {i["id"]: i["item"] for p in context["plots"] for i in p["items"]}
     return env.get_template(PAGE).render(
         **context, plot_items=plot_items, bokeh_js=Markup(js), script=Markup((TEMPLATES / "report.js").read_text(encoding="utf-8")),
         style=Markup((TEMPLATES / "report.css").read_text(encoding="utf-8")))
@@ -116,9 +116,15 @@ def _palette(n: int) -> list[str]:
 
 
 def plots(plan: ReportPlan, results: Results, summary: dict[str, Any], paths: DatasetPaths) -> list[dict[str, Any]]:
-    found = [metric_bars(plan, results, summary), *training_curves(plan, results), pretraining_curves(plan, paths),
+    """The page's plots, each `{id, title, note, items: [(label, item id, Bokeh item)]}`: one item is shown at a
+    time (the first at load; a plot of several items gets a button per item), so the page renders few."""
+    found = [metric_bars(plan, results, summary), training_curves(plan, results), pretraining_curves(plan, paths),
              proxy_sweep(plan, results)]
     return [p for p in found if p is not None]
+
+
+def _one(plot_id: str, title: str, note: str, item: dict[str, Any]) -> dict[str, Any]:
+    return {"id": plot_id, "title": title, "note": note, "items": [{"label": title, "id": plot_id, "item": item}]}
 
 
 def metric_bars(plan: ReportPlan, results: Results, summary: dict[str, Any]) -> dict[str, Any] | None:
@@ -164,11 +170,11 @@ def metric_bars(plan: ReportPlan, results: Results, summary: dict[str, Any]) -> 
     fig.xgrid.grid_line_color = None
     fig.y_range.start = 0
     fig.yaxis.axis_label = focus.upper()
-    return {"id": "plot-bars", "title": f"{focus.upper()} by backbone and arm",
-            "note": "Dashed line: random ranking." if random is not None else "", "item": json_item(fig)}
+    return _one("plot-bars", f"{focus.upper()} by backbone and arm",
+                "Dashed line: random ranking." if random is not None else "", json_item(fig))
 
 
-def training_curves(plan: ReportPlan, results: Results) -> list[dict[str, Any]]:
+def training_curves(plan: ReportPlan, results: Results) -> dict[str, Any] | None:
     """Per backbone: the validation selection metric per epoch of every run (a line per arm and seed)."""
     found = []
     arms = [a.name for a in plan.arms]
@@ -192,14 +198,14 @@ def training_curves(plan: ReportPlan, results: Results) -> list[dict[str, Any]]:
                                        "seconds": [h.get("seconds", 0.0) for h in history]})
             fig.line("epoch", "value", source=source, color=colors[arm], line_dash=dashes[i % len(dashes)],
                      legend_label=arm, line_width=2)
-            fig.scatter("epoch", "value", source=source, color=colors[arm], size=4, legend_label=arm)
         fig.add_tools(HoverTool(tooltips=[("epoch", "@epoch"), ("value", "@value{0.0000}"), ("seconds", "@seconds{0.0}")]))
         fig.legend.click_policy = "hide"
         fig.legend.location = "bottom_right"
-        found.append({"id": f"plot-train-{slug(backbone)}", "title": f"Training curves: {backbone}",
-                      "note": "A line per arm and seed (seeds by dash); click a legend entry to hide it.",
-                      "item": json_item(fig)})
-    return found
+        found.append({"label": backbone, "id": f"plot-train-{slug(backbone)}", "item": json_item(fig)})
+    if not found:
+        return None
+    return {"id": "plot-train", "title": "Training curves", "items": found,
+            "note": "A line per arm and seed (seeds by dash); click a legend entry to hide it."}
 
 
 def pretraining_curves(plan: ReportPlan, paths: DatasetPaths) -> dict[str, Any] | None:
@@ -227,8 +233,8 @@ def pretraining_curves(plan: ReportPlan, paths: DatasetPaths) -> dict[str, Any] 
                         line_color="grey"))
     fig.add_tools(HoverTool(tooltips=[("epoch", "@epoch"), ("train", "@train{0.000}"), ("valid", "@valid{0.000}")]))
     fig.legend.click_policy = "hide"
-    return {"id": "plot-pretrain", "title": "Retriever pre-training curves",
-            "note": f"Dotted line: chance, ln(M + 1) with M = {plan.n_negatives}.", "item": json_item(fig)}
+    return _one("plot-pretrain", "Retriever pre-training curves",
+                f"Dotted line: chance, ln(M + 1) with M = {plan.n_negatives}.", json_item(fig))
 
 
 def proxy_sweep(plan: ReportPlan, results: Results) -> dict[str, Any] | None:
@@ -252,7 +258,7 @@ def proxy_sweep(plan: ReportPlan, results: Results) -> dict[str, Any] | None:
         fig.scatter([k for k, _, vs in points for _ in vs], [v for _, _, vs in points for v in vs], color=color,
                     size=5, legend_label=backbone)
     fig.legend.click_policy = "hide"
-    return {"id": "plot-sweep", "title": "K sweep", "note": "Lines: mean over seeds; dots: seeds.", "item": json_item(fig)}
+    return _one("plot-sweep", "K sweep", "Lines: mean over seeds; dots: seeds.", json_item(fig))
 
 
 # ---------------------------------------------------------------- the LLM's texts, stage costs

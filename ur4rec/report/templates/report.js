@@ -4,8 +4,18 @@
   "use strict";
   var data = JSON.parse(document.getElementById("report-data").textContent);
 
-  Object.keys(data.plots).forEach(function (id) {
-    if (window.Bokeh && document.getElementById(id)) { Bokeh.embed.embed_item(data.plots[id], id); }
+  // A plot shows one item at a time (the first at load); a plot of several has a button per item.
+  function embed(div, itemId) {
+    div.replaceChildren();
+    div.dataset.item = itemId;
+    if (window.Bokeh && data.plots[itemId]) { Bokeh.embed.embed_item(data.plots[itemId], div.id); }
+  }
+  document.querySelectorAll("div.plot").forEach(function (div) { embed(div, div.dataset.item); });
+  document.querySelectorAll("button.choice").forEach(function (b) {
+    b.addEventListener("click", function () {
+      embed(document.getElementById(b.dataset.plot), b.dataset.item);
+      b.parentNode.querySelectorAll("button").forEach(function (o) { o.classList.toggle("active", o === b); });
+    });
   });
 
   var drill = data.drill;
