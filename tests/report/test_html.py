@@ -150,3 +150,27 @@ def test_llm_texts_and_titles_cannot_inject_markup(tmp_path):
     assert data["drill"]["users"][0]["pref"] == f"user 1: {PAYLOAD}"
     assert any(t.endswith(PAYLOAD) for t in data["drill"]["titles"].values())
     assert "&lt;/script&gt;&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in html  # the LLM section, escaped
+
+
+@pytest.mark.parametrize("damage", ["no ranks column", "other candidate count", "not parquet"])
+def test_a_damaged_ranks_file_is_one_line_naming_it(tmp_path, damage):
+    import polars as pl
+
+    from ur4rec.errors import UserError
+    from ur4rec.paths import DatasetPaths
+
+    plan = make_plan(variants=("control",))
+    write_prepared(tmp_path)
+    write_runs(tmp_path, plan)
+    path = DatasetPaths("toy", tmp_path).run("prm", "control", 0).eval / "ranks.parquet"
+    frame = pl.read_parquet(path)
+    if damage == "no ranks column":
+        frame.drop("ranks").write_parquet(path)
+    elif damage == "other candidate count":
+        frame.with_columns(pl.col("ranks").arr.head(5).list.to_array(5)).write_parquet(path)
+    else:
+        path.write_text("not parquet")
+    with pytest.raises(UserError) as caught:
+        build_report(plan, root=tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message

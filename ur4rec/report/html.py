@@ -32,6 +32,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
+from ur4rec.errors import UserError
 from ur4rec.eval.drilldown import sample_users
 from ur4rec.io import write_text
 from ur4rec.paths import DatasetPaths
@@ -43,6 +44,7 @@ PAGE = "report.html.j2"
 HTML_FILE = "index.html"
 RANKS_FILE = "ranks.parquet"          # written by ur4rec.runs.evaluation, beside per_sample.parquet
 ATTENTION_FILE = "attention.parquet"
+ATTENTION_COLUMNS = ["sample_id", "user_id", "z_items", "top", "target_weights", "top_weights"]
 N_TEXT_SAMPLES = 5
 SHOWN_KEYS = 12  # keys of Z shown per attention table: the preference and the strongest history items
 
@@ -265,7 +267,19 @@ def proxy_sweep(plan: ReportPlan, results: Results) -> dict[str, Any] | None:
 
 
 def _read(path: Path, columns: list[str] | None = None) -> pl.DataFrame | None:
-    return pl.read_parquet(path, columns=columns) if path.exists() else None
+    """The Parquet file at `path` (None when absent); a file that is unreadable or lacks `columns` is a
+    one-line error naming it."""
+    if not path.exists():
+        return None
+    try:
+        frame = pl.read_parquet(path)
+    except Exception as exc:  # polars raises several types for a damaged file
+        raise UserError(f"{path}: not a readable Parquet file ({type(exc).__name__}); rerun the stage that "
+                        "writes it") from None
+    missing = sorted(set(columns or []) - set(frame.columns))
+    if missing:
+        raise UserError(f"{path}: missing column(s) {missing} (has {frame.columns}); rerun the stage that writes it")
+    return frame.select(columns) if columns else frame
 
 
 def llm_texts(paths: DatasetPaths) -> dict[str, Any]:
@@ -332,7 +346,7 @@ def drilldown(plan: ReportPlan, results: Results, paths: DatasetPaths) -> dict[s
         return None
     order = {a.name: i for i, a in enumerate(plan.arms)}
     keys = sorted(results.runs, key=lambda k: (plan.backbones.index(k[0]), order[k[1]], k[2]))
-    attention = {k: _read(results.runs[k].paths.eval / ATTENTION_FILE) for k in keys}
+    attention = {k: _read(results.runs[k].paths.eval / ATTENTION_FILE, ATTENTION_COLUMNS) for k in keys}
     kept = next((f["user_id"].unique() for f in attention.values() if f is not None and f.height), None)
     users = (np.sort(kept.to_numpy()) if kept is not None
              else sample_users(results.runs[keys[0]].frame["user_id"].to_numpy(), plan.drilldown_users))
@@ -347,12 +361,17 @@ def drilldown(plan: ReportPlan, results: Results, paths: DatasetPaths) -> dict[s
     for j, key in enumerate(keys):
         backbone, arm, seed = key
         runs.append({"backbone": backbone, "arm": arm, "seed": seed})
-        ranks = _read(results.runs[key].paths.eval / RANKS_FILE)
+        path = results.runs[key].paths.eval / RANKS_FILE
+        ranks = _read(path, ["sample_id", "ranks"])
         if ranks is None:
             continue
         ranks = ranks.filter(pl.col("sample_id").is_in(list(row_of)))
-        for sid, r in zip(ranks["sample_id"].to_list(), ranks["ranks"].to_numpy()):
+        for sid, r in zip(ranks["sample_id"].to_list(), ranks["ranks"].to_list()):
             i = row_of[sid]
+            if len(r) != len(candidates[i]):
+                raise UserError(f"{path}: sample {sid} has {len(r)} ranks but its test list {len(candidates[i])} "
+                                "candidates; rerun the evaluate stage")
+            r = np.asarray(r)
             rank[i][j] = int(r[target_pos[i]])
             top[i][j] = int(candidates[i][int(np.argmin(r))])
     att: list[dict[str, Any]] = [{} for _ in range(n)]
