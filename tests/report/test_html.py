@@ -105,6 +105,7 @@ def test_the_drilldown_holds_the_saved_ranks_and_attention(tmp_path):
             att = lst["att"][min(retriever_runs)]
             assert att["z"][0] == 0 and len(att["target_w"]) == len(att["z"]) == len(att["top_w"])
             assert sum(att["target_w"]) + att["rest_target"] == pytest.approx(1, abs=0.01)
+            assert {str(i) for i in att["z"][1:]} <= set(drill["titles"])  # every key of Z has its title
     assert {str(i) for i in drill["users"][0]["history"]} <= set(drill["titles"])
 
 

@@ -385,7 +385,7 @@ def drilldown(plan: ReportPlan, results: Results, paths: DatasetPaths) -> dict[s
     users_frame = _read(paths.prepared / "users.parquet", ["user_id", "raw_id", "llm_history"])
     history = ({} if users_frame is None else
                {u: (raw, h) for u, raw, h in users_frame.filter(pl.col("user_id").is_in(users.tolist())).iter_rows()})
-    prefs = _read(paths.llm / "user_preferences.parquet")
+    prefs = _read(paths.llm / "user_preferences.parquet", ["user_id", "text", "status"])
     pref = ({} if prefs is None else
             {r["user_id"]: (r["text"], r.get("status", "")) for r in
              prefs.filter(pl.col("user_id").is_in(users.tolist())).iter_rows(named=True)})
@@ -395,6 +395,8 @@ def drilldown(plan: ReportPlan, results: Results, paths: DatasetPaths) -> dict[s
         lists_of.setdefault(uid, []).append({"sample": sid, "target": target, "candidates": candidates[i],
                                              "rank": rank[i], "top": top[i], "att": att[i]})
         shown.update(candidates[i])
+        for a in att[i].values():
+            shown.update(a["z"])
     out_users = []
     for uid in users.tolist():
         raw, hist = history.get(uid, (None, []))
