@@ -65,7 +65,8 @@ def write_llm(root, dataset, users, items, preference) -> None:
     write_parquet(paths.llm / "user_preferences.parquet", pl.DataFrame({
         "user_id": users, "text": [preference(int(u)) for u in users], "status": ["ok"] * len(users)}))
     write_parquet(paths.llm / "item_knowledge.parquet", pl.DataFrame({
-        "item_id": items, "text": [f"Item {i}: a drama." for i in items], "status": ["ok"] * len(items)}))
+        "item_id": items, "text": [f"Item {i}: a drama." for i in items],
+        "status": ["ok"] * (len(items) - 1) + ["truncated"]}))
     write_json(paths.llm / "stats.json", {"model": "fake-llm", "status": {"user": {"ok": len(users)},
                                                                         "item": {"ok": len(items)}},
                                           "generation_seconds": 12.5, "generated": 10, "cache_hits": 2,

@@ -153,6 +153,12 @@ def test_llm_texts_and_titles_cannot_inject_markup(tmp_path):
     assert "&lt;/script&gt;&lt;script&gt;window.__pwned = 1&lt;/script&gt;" in html  # the LLM section, escaped
 
 
+def test_the_llm_section_samples_each_bad_status_first(tmp_path):
+    _, _, _, html = build(tmp_path, variants=())  # item 200, the last, is the one truncated text
+    shown = [f"Item {i}: a drama." in html for i in range(1, 201)]
+    assert sum(shown) == 5 and shown[199] and all(shown[:4])
+
+
 @pytest.mark.parametrize("damage", ["no ranks column", "other candidate count", "not parquet"])
 def test_a_damaged_ranks_file_is_one_line_naming_it(tmp_path, damage):
     import polars as pl

@@ -283,7 +283,8 @@ def _read(path: Path, columns: list[str] | None = None) -> pl.DataFrame | None:
 
 
 def llm_texts(paths: DatasetPaths) -> dict[str, Any]:
-    """Statuses, the encoder's replacements (item- and user-vector quality) and a few sample texts."""
+    """Statuses, the encoder's replacements (item- and user-vector quality) and a few sample texts per kind (one
+    of each status that is not `ok` first)."""
     stats = read_json(paths.llm / "stats.json") or {}
     encode = read_json(paths.encode_report) or {}
     items = _read(paths.prepared / "items.parquet", ["item_id", "title"])
@@ -294,7 +295,11 @@ def llm_texts(paths: DatasetPaths) -> dict[str, Any]:
         frame = _read(paths.llm / file)
         if frame is None or "text" not in frame.columns:
             continue
-        for row in frame.sort(key).head(N_TEXT_SAMPLES).iter_rows(named=True):
+        frame = frame.sort(key)
+        if "status" in frame.columns:  # the first text of each status that is not ok, then ok ones
+            bad = frame.filter(pl.col("status") != "ok").unique("status", keep="first", maintain_order=True)
+            frame = pl.concat([bad, frame.filter(pl.col("status") == "ok")], how="diagonal_relaxed")
+        for row in frame.head(N_TEXT_SAMPLES).iter_rows(named=True):
             label = f"user {row[key]}" if key == "user_id" else f"item {row[key]}: {titles.get(row[key], '?')}"
             samples.append({"kind": kind, "label": label, "status": row.get("status", ""), "text": row["text"]})
     vectors = [{"kind": kind, "n": k.get("n"), "replaced": k.get("replaced", {}), "policy": k.get("policy", "")}
