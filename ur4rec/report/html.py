@@ -56,7 +56,7 @@ def write_html(plan: ReportPlan, results: Results, summary: dict[str, Any], mark
     context = {
         "dataset": plan.dataset,
         "leaky": plan.leaky,
-        "sections": markdown_sections(markdown),
+        "sections": markdown_sections(markdown),  # each with its `group`: where the page puts it
         "plots": plots(plan, results, summary, paths),
         "llm": llm_texts(paths),
         "costs": stage_costs(plan, results, paths),
@@ -91,7 +91,8 @@ def markdown_sections(markdown: str) -> list[dict[str, Any]]:
 
     def flush() -> None:
         if any(line.strip() for line in lines):
-            sections.append({"title": Markup(md.renderInline(title)), "id": slug(title),
+            group = next((g for prefix, g in GROUPS.items() if title.startswith(prefix)), "tables")
+            sections.append({"title": Markup(md.renderInline(title)), "id": slug(title), "group": group,
                              "html": Markup(md.render("\n".join(lines)))})
 
     for line in markdown.splitlines():
@@ -104,6 +105,10 @@ def markdown_sections(markdown: str) -> list[dict[str, Any]]:
             lines.append(line)
     flush()
     return sections
+
+
+# results.md sections shown beside the page's own LLM and cost sections; every other one goes with the tables
+GROUPS = {"LLM": "llm", "Training cost": "costs"}
 
 
 def slug(text: str) -> str:
