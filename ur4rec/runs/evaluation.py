@@ -65,7 +65,11 @@ def evaluate(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[str, fl
         "sample_id": test.sample_ids.numpy(), "ranks": pl.Series(ranks, dtype=pl.Array(pl.Int16, ranks.shape[1]))}))
     attention = paths.eval / ATTENTION_FILE
     if isinstance(model, AugmentedRecommender) and isinstance(model.augmenter, RetrieverAugmenter):
-        write_parquet(attention, z_attention(model, test, scores, s.evaluate.drilldown_users, s.evaluate.batch_size))
+        started = time.perf_counter()
+        kept = z_attention(model, test, scores, s.evaluate.drilldown_users, s.evaluate.batch_size)
+        write_parquet(attention, kept)
+        print(f"{spec}: attention over Z kept for {kept.height} lists of {kept['user_id'].n_unique()} sampled "
+              f"users in {time.perf_counter() - started:.2f}s")
     else:
         attention.unlink(missing_ok=True)
     means = {name: float(np.mean(values)) for name, values in per_sample.items()}
