@@ -417,7 +417,8 @@ def drilldown(plan: ReportPlan, results: Results, paths: DatasetPaths) -> dict[s
     items = _read(paths.prepared / "items.parquet", ["item_id", "title"])
     titles = ({} if items is None else
               {str(i): t for i, t in items.filter(pl.col("item_id").is_in(list(shown))).iter_rows()})
-    return {"runs": runs, "users": out_users, "titles": titles, "n_candidates": plan.n_candidates}
+    return {"runs": runs, "users": out_users, "titles": titles, "n_candidates": plan.n_candidates,
+            "n_test_users": int(results.runs[keys[0]].frame["user_id"].n_unique())}
 
 
 def _strongest_keys(z: list[int], target: list[list[float]], top: list[list[float]]) -> dict[str, Any]:
