@@ -11,6 +11,7 @@ import yaml
 
 from tests.encode.helpers import write_generations
 from tests.fixtures.raw import write_ml100k
+from tests.report.test_html import Page, page_data
 from tests.retriever.conftest import save_tiny_bert
 from ur4rec.paths import DatasetPaths
 
@@ -74,6 +75,16 @@ def test_all_variants_repro_then_no_op_then_only_the_changed_variant(dvc_project
     assert not (runs / "pretrain" / "kar" / "model.safetensors").exists()  # marker only
     report = (project.root / "data" / "report" / "ml-100k" / "results.md").read_text()
     assert "| prm | control |" in report and "Minimum detectable" in report
+    # the page, its drill-down from what the evaluation saved: ranks for every arm, attention for UR4Rec's
+    for arm in ("base", *VARIANTS):
+        assert (runs / "eval" / arm / "ranks.parquet").exists()
+        assert (runs / "eval" / arm / "attention.parquet").exists() == (arm == "ur4rec")
+    drill = page_data(Page((project.root / "data" / "report" / "ml-100k" / "index.html").read_text()))["drill"]
+    arms = [r["arm"] for r in drill["runs"]]
+    assert arms == ["base", *VARIANTS] and drill["users"]
+    for user in drill["users"]:
+        for lst in user["lists"]:
+            assert all(1 <= r <= 20 for r in lst["rank"]) and set(lst["att"]) == {str(arms.index("ur4rec"))}
 
     second = project.repro()
     assert project.ran_stages(second) == [], second.stdout

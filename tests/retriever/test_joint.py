@@ -5,6 +5,7 @@ import json
 import shutil
 
 import numpy as np
+import polars as pl
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -90,7 +91,27 @@ def test_train_then_evaluate_an_arm(tiny_project, backbone, variant):
     metrics = evaluate(s, spec, root)
     saved = json.loads((run.eval / "metrics.json").read_text())
     assert saved["ndcg@10"] == pytest.approx(metrics["ndcg@10"]) and 0 <= saved["ndcg@10"] <= 1
-    assert (run.eval / "per_sample.parquet").exists()
+    # what the report's drill-down reads: every candidate's rank, agreeing with the metrics ...
+    per_sample = pl.read_parquet(run.eval / "per_sample.parquet")
+    ranks = pl.read_parquet(run.eval / "ranks.parquet")
+    test = pl.read_parquet(run.dataset.prepared / "test.parquet")
+    assert ranks["sample_id"].to_list() == per_sample["sample_id"].to_list() == test["sample_id"].to_list()
+    matrix = ranks["ranks"].to_numpy()
+    assert matrix.dtype == np.int16 and matrix.shape == (test.height, len(test["candidates"][0]))
+    target_rank = matrix[np.arange(test.height), test["target_pos"].to_numpy()].astype(float)
+    assert np.allclose(per_sample["ndcg@10"].to_numpy(), np.where(target_rank <= 10, 1 / np.log2(target_rank + 1), 0))
+    # ... and, for UR4Rec, the retriever's attention over Z for the sampled users' target and top candidate
+    attention = run.eval / "attention.parquet"
+    assert attention.exists() == (variant == "ur4rec")
+    if attention.exists():
+        frame = pl.read_parquet(attention)
+        assert frame.height == test.height  # a tiny test split: every user is in the sample
+        tops = {sid: cands[int(np.argmin(r))] for sid, cands, r in zip(test["sample_id"], test["candidates"], matrix)}
+        for row in frame.iter_rows(named=True):
+            assert row["z_items"][0] == 0 and 0 not in row["z_items"][1:]
+            assert row["top"] == tops[row["sample_id"]]
+            for layer in row["target_weights"] + row["top_weights"]:
+                assert len(layer) == len(row["z_items"]) and sum(layer) == pytest.approx(1, abs=1e-4)
 
 
 def test_joint_training_moves_the_pretrained_retriever_and_the_backbone(tiny_project):

@@ -1,7 +1,8 @@
 """The report stage: tables, statistics and plots for one dataset, into `data/report/<ds>/`.
 
 results.md (read it first), results.json (DVC metrics: every cell with its seeds' values, CI and tests),
-bars.png, pretrain.png, proxy_sweep.png when the sweep ran.
+bars.png, pretrain.png, proxy_sweep.png when the sweep ran, and index.html: all of it on one self-contained page
+with interactive plots and a per-user drill-down (`ur4rec.report.html`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ur4rec.io import write_json, write_text
 from ur4rec.paths import BASE_ARM as BASE
 from ur4rec.paths import DATA_ROOT, DatasetPaths, report_dir
 from ur4rec.report.collect import Results, collect, read_json
+from ur4rec.report.html import write_html
 from ur4rec.report.plan import Arm, ReportPlan
 from ur4rec.report.plots import arm_bars, pretrain_curves, proxy_sweep
 from ur4rec.report.tables import (
@@ -78,9 +80,11 @@ def build_report(plan: ReportPlan, root: Path = DATA_ROOT) -> dict[str, Any]:
     if results.missing or results.missing_references:
         parts += ["## Not evaluated\n", ", ".join([f"{b}/{a}/seed{s}" for b, a, s in results.missing]
                                                   + [f"reference/{name}" for name in results.missing_references]), ""]
-    write_text(out / "results.md", "\n".join(parts) + "\n")
+    markdown = "\n".join(parts) + "\n"
+    write_text(out / "results.md", markdown)
     summary = summarise(plan, results, control, random_focus)
     write_json(out / "results.json", summary)
+    write_html(plan, results, summary, markdown, root, out)
     return summary
 
 

@@ -47,6 +47,7 @@ class ReportPlan:
     models: dict[str, str] = field(default_factory=dict)  # backbone -> its registered model (Table 5 baselines)
     n_negatives: int = 10      # pre-training M, for the chance level of its curves
     references: list[str] = field(default_factory=list)  # reference scorers shown as rows of every table (toppop, ...)
+    drilldown_users: int = 100  # the page's drill-down sample when no run saved one (evaluate.drilldown_users)
 
     @property
     def metrics(self) -> list[str]:

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ur4rec.retriever.keys import preference_keys
-from ur4rec.retriever.model import Retriever
+from ur4rec.retriever.model import Retriever, recording_cross_attention
 from ur4rec.retriever.variants import KarConfig, VariantConfig
 
 ItemRepr = Callable[[Tensor], Tensor]
@@ -143,6 +143,31 @@ class RetrieverAugmenter(Augmenter):
         with maybe_bf16(self.bf16, h.device):
             aug = self.retriever.augment(h, z, mask)
         return aug.float()
+
+    @torch.no_grad()
+    def z_attention(self, batch: BatchLike, item_repr: ItemRepr) -> tuple[Tensor, Tensor, Tensor]:
+        """What each candidate attended to in Z (evaluation only): `(weights [B, C, n_layers, 1 + m], z_ids
+        [B, 1 + m], z_mask [B, 1 + m])`, the weights averaged over heads, key 0 the user's preference (z_id 0)
+        and then the history items (their ids; masked padding weighs 0). On the fast path the query is the
+        candidate's own position; with `item_proxies` the mean of the K proxies of that candidate's pass."""
+        retriever = self.retriever
+        b, c = batch.candidates.shape
+        k = retriever.n_proxies
+        with recording_cross_attention(retriever) as found:
+            self.forward(batch, item_repr)
+        layers = []
+        for probs in found:
+            w = probs.mean(1)  # over heads: [B', L, 1 + m]
+            if retriever.per_item:
+                w = w.reshape(b, c, k + 1, -1)
+                w = w[:, :, :k].mean(2) if k else w[:, :, 0]
+            else:
+                w = w[:, k:]
+            layers.append(w)
+        _, mask = preference_keys(self.user_table, self.item_table, batch.user_ids, batch.history, self.z_history)
+        hist = batch.history[:, -self.z_history:] if self.z_history > 0 else batch.history[:, :0]
+        ids = torch.cat([torch.zeros_like(hist[:, :1]), hist], dim=1)
+        return torch.stack(layers, dim=2), ids, mask
 
 
 class AugmentedRecommender(nn.Module):

@@ -22,7 +22,9 @@ item, at about K + 1 positions per item instead of 1 + K / l on the fast path.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -250,6 +252,33 @@ class Retriever(nn.Module):
     def _need_proxies(self, mode: str) -> None:
         if self.n_proxies == 0:
             raise ValueError(f"Retriever.{mode} needs proxies, but this retriever was built with K = 0")
+
+
+@contextlib.contextmanager
+def recording_cross_attention(retriever: Retriever) -> Iterator[list[torch.Tensor]]:
+    """Record every block's cross-attention probabilities over Z while the context is open: the list gets one
+    `[B', n_heads, L, 1 + m]` tensor per block and forward call, in call order (rows: the block's queries; masked
+    keys 0). Forward hooks recompute them from the block's own projections, so the forward pass is unchanged
+    and training, which never opens the context, pays nothing. For the evaluation's drill-down only."""
+    found: list[torch.Tensor] = []
+
+    def record(module: Attention, args: tuple, output: torch.Tensor) -> None:
+        x, kv, mask = args[:3]
+        repeat = args[3] if len(args) > 3 else 1
+        with torch.autocast(x.device.type, enabled=False):  # fp32 weights even where the pass ran in bf16
+            q = module._heads(module.query(x.float()))
+            k = module._repeat(module._heads(module.key(kv.float())), repeat)
+            scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+            if mask is not None:
+                scores = scores.masked_fill(~mask, float("-inf"))
+            found.append(torch.softmax(scores, dim=-1).detach())
+
+    handles = [block.cross_attn.register_forward_hook(record) for block in retriever.blocks]
+    try:
+        yield found
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:

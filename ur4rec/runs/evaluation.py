@@ -3,6 +3,11 @@
 Outputs under the run's `eval/<arm>/` (`data/<ds>/runs/<backbone>/seed<k>/eval/<arm>/`):
     per_sample.parquet   `sample_id`, `user_id` + one float column per metric (`map@1`, `ndcg@1`, ...)
     metrics.json         the means over lists, `n_samples`, `n_users`
+    ranks.parquet        `sample_id` + `ranks` (int16 per candidate, in the list's candidate order; 1 = top,
+                         ties pessimistic as in the metrics): the report's drill-down reads the target's rank
+                         and the top candidate from it
+    attention.parquet    UR4Rec arms only, the drill-down's sampled test users (`evaluate.drilldown_users`):
+                         per list the retriever's cross-attention over Z for the target and the top candidate
 and, for the evaluation stage of a backbone and seed, `seed<k>/metrics.json`: every arm's means by arm (what
 `dvc metrics show` lists).
 """
@@ -16,15 +21,19 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import torch
 
 from ur4rec.errors import UserError
+from ur4rec.eval.drilldown import candidate_ranks, sample_users
 from ur4rec.eval.metrics import per_sample_metrics
 from ur4rec.eval.stats import paired_test, per_user_means
 from ur4rec.io import write_json, write_parquet
 from ur4rec.paths import DATA_ROOT, DatasetPaths
+from ur4rec.retriever.augment import AugmentedRecommender, RetrieverAugmenter
 from ur4rec.runs.model import build_model, catalog_of
 from ur4rec.runs.settings import Settings
 from ur4rec.runs.spec import RunSpec, load_split
+from ur4rec.train.batch import RerankData
 from ur4rec.train.checkpoint import load_weights
 from ur4rec.train.determinism import make_repeatable
 from ur4rec.train.loop import WEIGHTS_FILE
@@ -32,6 +41,8 @@ from ur4rec.train.rerank import labels_of, predict
 
 PER_SAMPLE_FILE = "per_sample.parquet"
 METRICS_FILE = "metrics.json"
+RANKS_FILE = "ranks.parquet"
+ATTENTION_FILE = "attention.parquet"
 
 
 def evaluate(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[str, float]:
@@ -49,12 +60,56 @@ def evaluate(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[str, fl
     per_sample = per_sample_metrics(scores, labels_of(test), s.evaluate.ks)
     frame = pl.DataFrame({"sample_id": test.sample_ids.numpy(), "user_id": test.user_ids.numpy(), **per_sample})
     write_parquet(paths.eval / PER_SAMPLE_FILE, frame)
+    ranks = candidate_ranks(scores)
+    write_parquet(paths.eval / RANKS_FILE, pl.DataFrame({
+        "sample_id": test.sample_ids.numpy(), "ranks": pl.Series(ranks, dtype=pl.Array(pl.Int16, ranks.shape[1]))}))
+    attention = paths.eval / ATTENTION_FILE
+    if isinstance(model, AugmentedRecommender) and isinstance(model.augmenter, RetrieverAugmenter):
+        started = time.perf_counter()
+        kept = z_attention(model, test, scores, s.evaluate.drilldown_users, s.evaluate.batch_size)
+        write_parquet(attention, kept)
+        print(f"{spec}: attention over Z kept for {kept.height} lists of {kept['user_id'].n_unique()} sampled "
+              f"users in {time.perf_counter() - started:.2f}s")
+    else:
+        attention.unlink(missing_ok=True)
     means = {name: float(np.mean(values)) for name, values in per_sample.items()}
     write_json(paths.eval / METRICS_FILE, {**means, "n_samples": len(test),
                                            "n_users": int(np.unique(test.user_ids.numpy()).size)})
     print(f"{spec}: {len(test)} test lists scored in {seconds:.2f}s; "
           + ", ".join(f"{k}={v:.4f}" for k, v in means.items()))
     return means
+
+
+def z_attention(model: AugmentedRecommender, test: RerankData, scores: np.ndarray, n_users: int,
+                batch_size: int) -> pl.DataFrame:
+    """The retriever's cross-attention over Z (mean over heads, per layer) for the target and for the
+    top-scored candidate of every list of the drill-down's sampled users: `sample_id`, `user_id`, `z_items`
+    (Z's keys: 0 the user's preference, then the history items' ids; padding left out), `target`, `top`
+    (item ids), `target_weights`, `top_weights` (`[n_layers][len(z_items)]`)."""
+    users = test.user_ids.numpy()
+    rows = np.flatnonzero(np.isin(users, sample_users(users, n_users)))
+    top = scores.argmax(1)  # the first of equal top scores
+    out: dict[str, list] = {k: [] for k in ("sample_id", "user_id", "z_items", "target", "top", "target_weights",
+                                            "top_weights")}
+    augmenter: RetrieverAugmenter = model.augmenter
+    for start in range(0, rows.size, batch_size):
+        idx = rows[start:start + batch_size]
+        batch = test.take(torch.as_tensor(idx))
+        weights, z_ids, z_mask = augmenter.z_attention(batch, model.backbone.item_repr)
+        for j, row in enumerate(idx):
+            keep = z_mask[j].numpy()
+            target_pos, top_pos = int(batch.target_pos[j]), int(top[row])
+            out["sample_id"].append(int(batch.sample_ids[j]))
+            out["user_id"].append(int(batch.user_ids[j]))
+            out["z_items"].append(z_ids[j].numpy()[keep].tolist())
+            out["target"].append(int(batch.candidates[j, target_pos]))
+            out["top"].append(int(batch.candidates[j, top_pos]))
+            out["target_weights"].append(weights[j, target_pos].numpy()[:, keep].tolist())
+            out["top_weights"].append(weights[j, top_pos].numpy()[:, keep].tolist())
+    weights_type = pl.List(pl.List(pl.Float32))
+    return pl.DataFrame(out, schema={"sample_id": pl.Int64, "user_id": pl.Int64, "z_items": pl.List(pl.Int64),
+                                     "target": pl.Int64, "top": pl.Int64, "target_weights": weights_type,
+                                     "top_weights": weights_type})
 
 
 def evaluate_seed(s: Settings, dataset: str, backbone: str, seed: int, root: Path = DATA_ROOT) -> dict[str, dict]:

@@ -23,7 +23,7 @@ def report_plan(s: Settings, dataset: str) -> ReportPlan:
     return ReportPlan(dataset=dataset, backbones=list(s.backbones), arms=arms, seeds=list(s.seeds),
                       ks=list(s.evaluate.ks), n_candidates=s.prepare_for(dataset).n_candidates, cfg=s.report,
                       leaky=s.is_leaky(dataset), clean_twin=s.dataset_config(dataset).clean_twin,
-                      n_negatives=s.retriever.pretrain.n_negatives,
+                      n_negatives=s.retriever.pretrain.n_negatives, drilldown_users=s.evaluate.drilldown_users,
                       models={b: s.backbone_spec(b).model for b in s.backbones}, references=list(SCORERS))
 
 

@@ -153,11 +153,14 @@ STAGES: dict[str, Stage] = {
         deps=["data/${item}/prepared"], params=["evaluate.ks", "prepare.history_len", "dataset.${item}.prepare"],
         outs=["data/${item}/reference"], metrics=["data/${item}/reference.json"], foreach="datasets"),
     "report": Stage(
-        "stages/report.py", DATASET, "tables, user-level statistics and plots over every evaluated run",
-        deps=["data/${item}/runs", "data/${item}/llm", "data/${item}/reference"],
-        params=["backbones", "variants", "seeds", "report", "evaluate.ks", "prepare.n_candidates", "variant",
-                "retriever.per_backbone", "retriever.pretrain.n_negatives", "dataset.${item}"],
-        outs=["data/report/${item}/results.md", "data/report/${item}/bars.png"],
+        "stages/report.py", DATASET,
+        "tables, user-level statistics and plots over every evaluated run; index.html with the per-user drill-down",
+        deps=["data/${item}/runs", "data/${item}/llm", "data/${item}/reference", "data/${item}/prepared",
+              "data/${item}/encode_report.json", "ur4rec/report/templates"],  # the page's template, script and style: not Python, so no fingerprint
+        params=["backbones", "variants", "seeds", "report", "evaluate.ks", "evaluate.drilldown_users",
+                "prepare.n_candidates", "variant", "retriever.per_backbone", "retriever.pretrain.n_negatives",
+                "dataset.${item}"],
+        outs=["data/report/${item}/results.md", "data/report/${item}/bars.png", "data/report/${item}/index.html"],
         metrics=["data/report/${item}/results.json"], foreach="datasets"),
 }
 
