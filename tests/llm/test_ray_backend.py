@@ -3,6 +3,7 @@ cluster answer the uncached prompts into the shared cache, as the in-process eng
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -86,12 +87,15 @@ def test_a_failed_ray_job_leaves_its_prompts_to_this_process(tmp_path, prepared,
     from ur4rec.llm.backends import GenerationError
 
     paths = copy_prepared(prepared, tmp_path / "data")
-    params = llm_params(tiny_llama, "ray", "llm.ray.engine=transformers", "llm.ray.num_workers=2", "llm.dtype=float8")
-    with pytest.raises(GenerationError, match="llm.dtype 'float8' is not"):
+    # A model folder without its weights (a bad setting such as llm.dtype=float8 is refused before any work).
+    broken = tmp_path / "weightless"
+    shutil.copytree(tiny_llama, broken, ignore=shutil.ignore_patterns("*.safetensors"))
+    params = llm_params(broken, "ray", "llm.ray.engine=transformers", "llm.ray.num_workers=2")
+    with pytest.raises(GenerationError, match=f"transformers could not load {broken}"):
         run_stage(params, paths)
     warning = [r.getMessage() for r in caplog.records if "the Ray job stopped" in r.getMessage()]
     assert len(warning) == 1 and "(GenerationError: transformers could not load" in warning[0], warning
-    assert "llm.dtype 'float8' is not" in warning[0]
+    assert str(broken) in warning[0]
     assert "\n" not in warning[0]
 
 

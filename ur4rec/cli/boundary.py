@@ -115,16 +115,23 @@ def damaged_artifact(exc: BaseException) -> str | None:
 
 def _artifact_path(exc: BaseException) -> str | None:
     quoted = _QUOTED_PATH.search(str(exc))
-    if quoted and Path(quoted.group(1)).is_file():
+    if quoted and _is_file(quoted.group(1)):
         return quoted.group(1)
     frames = [frame for frame, _ in traceback.walk_tb(exc.__traceback__)]
     for frame in reversed(frames):  # innermost first: the reader's own argument
         for value in frame.f_locals.values():
-            if isinstance(value, (str, os.PathLike)) and not isinstance(value, bytes):
+            if isinstance(value, (str, os.PathLike)):
                 text = os.fspath(value)
-                if text.endswith(ARTIFACT_SUFFIXES) and Path(text).is_file():
+                if isinstance(text, str) and text.endswith(ARTIFACT_SUFFIXES) and _is_file(text):
                     return text
     return None
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # a name no file system accepts
+        return False
 
 
 _OPENING = re.compile(r"^Could not open Parquet input source '[^']*':\s*")
