@@ -64,7 +64,7 @@ def evaluate(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[str, fl
     write_parquet(paths.eval / RANKS_FILE, pl.DataFrame({
         "sample_id": test.sample_ids.numpy(), "ranks": pl.Series(ranks, dtype=pl.Array(pl.Int16, ranks.shape[1]))}))
     attention = paths.eval / ATTENTION_FILE
-    if isinstance(model, AugmentedRecommender) and isinstance(model.augmenter, RetrieverAugmenter):
+    if run.variant is not None and run.variant.uses_retriever:  # the retriever's attention over Z
         started = time.perf_counter()
         kept = z_attention(model, test, scores, s.evaluate.drilldown_users, s.evaluate.batch_size)
         write_parquet(attention, kept)
