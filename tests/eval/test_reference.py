@@ -108,7 +108,8 @@ def test_the_popularity_offset_counts_training_users_only(fx):
     split = pl.read_parquet(paths.prepared / "users.parquet")
     inter = pl.read_parquet(paths.prepared / "interactions.parquet")
     train = inter.filter(pl.col("user_id").is_in(split.filter(pl.col("split") == "train")["user_id"].implode()))
-    assert catalog_of(s, RunSpec("fx", "prm", None, 0), root).item_counts is None  # item_bias: none reads nothing
+    plain = settings(dataset_entry("fx"), "prepare.n_candidates=20", "backbone.prm.item_bias=none")
+    assert catalog_of(plain, RunSpec("fx", "prm", None, 0), root).item_counts is None  # none reads no counts
     s = settings(dataset_entry("fx"), "prepare.n_candidates=20", "backbone.prm.item_bias=popularity")
     counts = catalog_of(s, RunSpec("fx", "prm", None, 0), root).item_counts.numpy()
     assert counts.tolist() == item_counts(train["item_id"].to_numpy(), 50).tolist()
