@@ -15,7 +15,7 @@ from ur4rec.runs.spec import RunSpec, load_split
 from ur4rec.paths import DatasetPaths
 from ur4rec.runs.training import pretrain, pretrain_seed, train, train_arms
 from ur4rec.train.checkpoint import load_weights
-from ur4rec.train.rerank import predict
+from ur4rec.train.rerank import RerankTask, predict
 
 from tests.retriever.conftest import tiny_settings
 
@@ -48,10 +48,12 @@ def test_every_arm_starts_exactly_as_base_with_the_same_parameter_groups(tiny_pr
     assert {id(p) for p in groups[0]["params"]} == {id(p) for p in model.backbone.parameters()} - {id(p) for p in fusion}
 
 
-def test_the_control_and_llm_differ_only_in_the_augmentation(tiny_project):
+@pytest.mark.parametrize("fusion, standardise", [("identity_linear", "false"), ("gated", "true")])
+def test_the_control_and_llm_differ_only_in_the_augmentation(tiny_project, tiny_bert, fusion, standardise):
     """Same warm start, fusion shape, parameter groups and loop settings; zero the +LLM vectors and the two
     models are the same function."""
-    root, s = tiny_project
+    root, _ = tiny_project
+    s = tiny_settings(tiny_bert, f"retriever.joint.fusion={fusion}", f"retriever.joint.standardise={standardise}")
     built = {}
     for variant in ("control", "llm"):
         spec = RunSpec("fx", "prm", variant, 0)
@@ -71,6 +73,28 @@ def test_the_control_and_llm_differ_only_in_the_augmentation(tiny_project):
             for p in model.backbone.fusion_parameters():
                 p.add_(torch.randn_like(p) * 0.1)
     assert np.allclose(predict(control.eval(), valid), predict(llm.eval(), valid), atol=1e-6)
+
+
+@pytest.mark.parametrize("fusion", ["identity_linear", "gated"])
+def test_the_gated_control_stays_base_while_the_backbone_holds_still(tiny_project, tiny_bert, fusion):
+    """Real training steps on the control's loss, the backbone's lr at 0: under the gated fusion the control
+    scores exactly as Base whatever its fusion learnt; under identity_linear its biases move it off Base."""
+    root, _ = tiny_project
+    s = tiny_settings(tiny_bert, f"retriever.joint.fusion={fusion}", "retriever.joint.standardise=true")
+    spec = RunSpec("fx", "prm", "control", 0)
+    torch.manual_seed(0)
+    model, groups = build_model(s, spec, catalog_of(s, spec, root), training=True, root=root)
+    groups[0]["lr"] = 0.0  # the backbone's group; the fusion trains at augmenter_lr
+    optimizer = torch.optim.AdamW(groups, lr=1e-3, weight_decay=0.01)
+    dataset = spec.paths(root).dataset
+    task = RerankTask(load_split(dataset, "train", 10, 60), load_split(dataset, "valid", 10, 60), "ndcg@10", 64)
+    model.train()
+    for batch in task.batches(16, seed=0):
+        optimizer.zero_grad()
+        task.losses(model, batch)["loss"].backward()
+        optimizer.step()
+    same = np.allclose(predict(model.eval(), task.valid), predict(base_model(root, s), task.valid), atol=1e-6)
+    assert same == (fusion == "gated")
 
 
 @pytest.mark.parametrize("backbone, variant", [

@@ -89,6 +89,7 @@ STAGES: dict[str, Stage] = {
         "each variant's retriever pre-training against its seed's Base (a marker for variants without)",
         deps=[PREPARED, EMB, BASE_RUN + "/train"],
         params=["retriever.arch", "retriever.pretrain", "retriever.per_backbone", "retriever.joint.threads",
+                "retriever.joint.standardise",
                 "variants", "variant", "backbone.${item.backbone}", "train.deterministic", "train.progress",
                 "train.distributed"],
         outs=[{SEED_RUNS + "/pretrain": {"persist": True}}],

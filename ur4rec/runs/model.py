@@ -20,7 +20,7 @@ from ur4rec.retriever.augment import AugmentedRecommender
 from ur4rec.retriever.build import build_augmenter
 from ur4rec.retriever.joint import joint_history_len, param_groups, warm_start
 from ur4rec.runs.settings import Settings
-from ur4rec.runs.spec import RunSpec, count_users
+from ur4rec.runs.spec import RunSpec, count_users, users_of_split
 from ur4rec.train.catalog import read_catalog
 from ur4rec.train.loop import WEIGHTS_FILE
 
@@ -53,8 +53,10 @@ def build_model(s: Settings, spec: RunSpec, catalog: ItemCatalog, training: bool
     variant = s.variant_config(spec.variant)
     pretrained = load_pretrained(paths) if training and variant.needs_pretraining else None
     augmenter = build_augmenter(variant, s.retriever, s.per_backbone(spec.backbone), EmbeddingStore(paths.dataset.emb),
-                                count_users(paths.dataset), catalog.n_items, bspec.config.dim, pretrained)
+                                count_users(paths.dataset), catalog.n_items, bspec.config.dim, pretrained,
+                                train_users=users_of_split(paths.dataset, "train"))
     backbone = models.build(bspec.model, bspec.config, catalog, aug_dim=augmenter.out_dim)
+    backbone.use_fusion(s.retriever.joint.fusion)  # before the warm start, which sets it to the identity
     if training and s.retriever.joint.warm_start:
         warm_start(backbone, paths.sibling(spec.base().arm).train / WEIGHTS_FILE)
     model = AugmentedRecommender(backbone, augmenter)

@@ -36,6 +36,7 @@ from ur4rec.paths import DATA_ROOT, DatasetPaths
 from ur4rec.retriever.build import build_retriever
 from ur4rec.retriever.negatives import NegativeSampler
 from ur4rec.retriever.pretrain import PretrainData, PretrainTask
+from ur4rec.retriever.tables import item_table, user_table
 from ur4rec.runs.model import build_model, catalog_of, history_len
 from ur4rec.runs.settings import Settings
 from ur4rec.runs.spec import RunSpec, count_users, load_split, users_of_split
@@ -177,7 +178,8 @@ def pretrain_inputs(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[
     settings |= {"arch": dataclasses.asdict(s.retriever.arch), "pretrain": dataclasses.asdict(s.retriever.pretrain),
                  "per_backbone": dataclasses.asdict(s.per_backbone(spec.backbone)),
                  "backbone": dataclasses.asdict(s.backbone_spec(spec.backbone).config),
-                 "model": s.backbone_spec(spec.backbone).model, "loop": dataclasses.asdict(pretrain_config(s, spec.seed))}
+                 "model": s.backbone_spec(spec.backbone).model, "loop": dataclasses.asdict(pretrain_config(s, spec.seed)),
+                 "standardise": s.retriever.joint.standardise}
     settings["loop"].pop("progress")  # bars change no number
     files = {"prepared": paths.dataset.prepared, "emb": paths.dataset.emb, "base": paths.sibling(spec.base().arm).train}
     return inputs_digest(settings, code | files)
@@ -275,17 +277,18 @@ def pretrain_task(s: Settings, spec: RunSpec, root: Path = DATA_ROOT, base: nn.M
         h_table = base.item_repr(torch.arange(catalog.n_items + 1)).float()
     per = s.per_backbone(spec.backbone)
     store = EmbeddingStore(paths.dataset.emb)
-    user_kind, item_kind = variant.store_kinds
     n_items = catalog.n_items
     length = max(per.z_history, 1)
+    train_users = users_of_split(paths.dataset, "train")
+    standardise = s.retriever.joint.standardise  # the vectors joint training will read, so pre-train on them
     data = PretrainData(
         h_table=h_table,
-        user_table=store.table(user_kind, count_users(paths.dataset) + 1),
-        item_table=store.table(item_kind, n_items + 1),
+        user_table=user_table(store, variant, count_users(paths.dataset), train_users, standardise),
+        item_table=item_table(store, variant, n_items, standardise),
         train=load_split(paths.dataset, "train", length, n_items),
         valid=load_split(paths.dataset, "valid", length, n_items),
         sampler=NegativeSampler.from_interactions(paths.dataset.prepared / "interactions.parquet", n_items,
-                                                  popular_users=np.asarray(users_of_split(paths.dataset, "train"))),
+                                                  popular_users=np.asarray(train_users)),
     )
     retriever = build_retriever(s.retriever, variant, per, h_table.shape[1], store.dim)
     task = PretrainTask(data, s.retriever.pretrain, tuple(variant.objectives), per.z_history, s.retriever.arch.bf16,
