@@ -109,6 +109,8 @@ def test_train_then_evaluate_an_arm(tiny_project, backbone, variant):
     run = spec.paths(root)
     config = json.loads((run.train / "config.json").read_text())
     assert config["arm"] == variant and config["variant"]["kind"] == s.variant[variant].kind
+    assert config["joint"]["fusion"] == s.retriever.joint.fusion
+    assert config["joint"]["augmenter_lr"] == s.retriever.joint.augmenter_lr
     weights = load_file(str(run.train / "model.safetensors"))
     assert any(k.startswith("augmenter.") for k in weights) == (variant not in ("bert", "control", "ur4rec-no-retr"))
     metrics = evaluate(s, spec, root)

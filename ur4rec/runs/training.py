@@ -103,6 +103,8 @@ def run_config(s: Settings, spec: RunSpec, cfg: TrainConfig, length: int, task: 
         "seed": spec.seed, "backbone_config": dataclasses.asdict(bspec.config), "train_config": dataclasses.asdict(cfg),
         "history_len": length, "n_candidates": task.train.n_candidates, "n_train_samples": len(task.train),
         "n_valid_samples": len(task.valid),
+        # an arm's fusion, standardisation and learning rates, so runs under other settings can be told apart
+        "joint": None if spec.variant is None else dataclasses.asdict(s.retriever.joint),
     }
 
 
