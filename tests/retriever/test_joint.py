@@ -172,3 +172,19 @@ def test_the_train_aug_stage_keeps_an_arm_whose_inputs_are_unchanged(tiny_projec
     assert run("variants=[control,ur4rec]") == {"control": "trained", "ur4rec": "trained"}
     again = load_file(str(arms / "ur4rec" / "train" / "model.safetensors"))
     assert all(torch.equal(weights[k], again[k]) for k in weights)  # the same inputs give the same arm
+
+
+def test_standardising_is_an_input_of_pre_training_and_of_every_arm(tiny_project, tiny_bert):
+    """The retriever pre-trains on the tables joint training reads, so both retrain when they change; the
+    fusion is an input of the arms only."""
+    from ur4rec.runs.training import joint_inputs, pretrain_inputs
+
+    root, _ = tiny_project
+    plain, z, gated = (tiny_settings(tiny_bert, *o) for o in ((), ("retriever.joint.standardise=true",),
+                                                               ("retriever.joint.fusion=gated",)))
+    spec = RunSpec("fx", "prm", "ur4rec", 0)
+    assert pretrain_inputs(plain, spec, root) != pretrain_inputs(z, spec, root)
+    assert pretrain_inputs(plain, spec, root) == pretrain_inputs(gated, spec, root)
+    for variant in ("control", "llm", "ur4rec"):
+        spec = RunSpec("fx", "prm", variant, 0)
+        assert len({json.dumps(joint_inputs(s, spec, root), sort_keys=True) for s in (plain, z, gated)}) == 3
