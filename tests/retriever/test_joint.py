@@ -180,8 +180,8 @@ def test_standardising_is_an_input_of_pre_training_and_of_every_arm(tiny_project
     from ur4rec.runs.training import joint_inputs, pretrain_inputs
 
     root, _ = tiny_project
-    plain, z, gated = (tiny_settings(tiny_bert, *o) for o in ((), ("retriever.joint.standardise=true",),
-                                                               ("retriever.joint.fusion=gated",)))
+    plain, z, gated = (tiny_settings(tiny_bert, f"retriever.joint.fusion={f}", f"retriever.joint.standardise={z}")
+                       for f, z in (("identity_linear", "false"), ("identity_linear", "true"), ("gated", "false")))
     spec = RunSpec("fx", "prm", "ur4rec", 0)
     assert pretrain_inputs(plain, spec, root) != pretrain_inputs(z, spec, root)
     assert pretrain_inputs(plain, spec, root) == pretrain_inputs(gated, spec, root)
