@@ -78,8 +78,8 @@ def test_a_user_level_aug_changes_the_ranking(name, item_categories):
     with torch.no_grad():
         diff = model(batch, aug_a) - model(batch, aug_b)
         # the scaling term is what makes the difference for dot-product scorers: without it only a per-user shift
-        model.aug_scale.weight.zero_()
-        model.aug_scale.bias.zero_()
+        model.fusion.scale.weight.zero_()
+        model.fusion.scale.bias.zero_()
         diff_linear_only = model(batch, aug_a) - model(batch, aug_b)
     assert (diff - diff.mean(1, keepdim=True)).abs().max() > 1e-4
     if name in ("gru4rec", "sasrec"):

@@ -141,8 +141,8 @@ def test_a_user_level_aug_changes_the_ranking(item_categories):
     aug_a, aug_b = user_vec.expand(-1, 8, -1), (user_vec + 1.0).expand(-1, 8, -1)
     with torch.no_grad():
         diff = model(batch, aug_a) - model(batch, aug_b)
-        model.aug_scale.weight.zero_()
-        model.aug_scale.bias.zero_()
+        model.fusion.scale.weight.zero_()
+        model.fusion.scale.bias.zero_()
         diff_linear_only = model(batch, aug_a) - model(batch, aug_b)
     assert (diff - diff.mean(1, keepdim=True)).abs().max() > 1e-4
     assert torch.allclose(diff_linear_only, diff_linear_only[:, :1].expand_as(diff_linear_only), atol=1e-5)

@@ -32,12 +32,15 @@ def write_run(root, backbone, arm, shift, seed=0, noise=0.01, dataset="toy"):
     write_json(run.eval / "metrics.json", {m: float(v.mean()) for m, v in values.items()})
 
 
-def plan(seeds=(0,), sweep=False) -> ReportPlan:
+def plan(seeds=(0,), sweep=False, negatives=False) -> ReportPlan:
     arms = [Arm("base", None), Arm("control", VariantConfig(kind="none")), Arm("llm", VariantConfig(kind="llm")),
             Arm("kar", VariantConfig(kind="kar")), Arm("ur4rec", VariantConfig(kind="ur4rec"), {"prm": 8, "gru4rec": 16})]
     if sweep:
         arms += [Arm(f"sweep-{k}", VariantConfig(kind="ur4rec", n_proxies=k, family="proxy_sweep"), {"prm": k, "gru4rec": k})
                  for k in (2, 8)]
+    if negatives:
+        arms += [Arm("llm-shuffled", VariantConfig(kind="llm", content="shuffled", family="negative_control")),
+                 Arm("llm-random", VariantConfig(kind="llm", content="random", family="negative_control"))]
     return ReportPlan("toy", ["prm", "gru4rec", "sasrec"], arms, list(seeds), KS, 100, ReportConfig(bootstrap=200))
 
 
@@ -67,6 +70,18 @@ def test_marks_follow_user_level_tests_against_the_control_and_kar(tmp_path):
     assert "One seed: these tests treat each trained model as fixed" in md and "Minimum detectable" in md
     assert (out / "bars.png").stat().st_size > 1000 and (out / "proxy_sweep.png").exists()
     json.loads((out / "results.json").read_text())
+
+
+def test_negative_controls_get_their_own_table_against_the_control(tmp_path):
+    for arm, shift in (("base", 0.0), ("control", 0.0), ("llm", 0.0), ("kar", 0.0), ("ur4rec", 0.0),
+                       ("llm-shuffled", 0.0), ("llm-random", 0.1)):
+        write_run(tmp_path, "prm", arm, shift)
+    build_report(plan(negatives=True), root=tmp_path)
+    md = (tmp_path / "report" / "toy" / "results.md").read_text()
+    section = md.split("## Negative controls", 1)[1].split("\n## ", 1)[0]
+    assert "*" not in row(section, "prm", "llm-shuffled")  # at the control's level: as it should be
+    assert "*" in row(section, "prm", "llm-random")  # above it: the gain would not need the user's content
+    assert "llm-shuffled" not in md.split("## Negative controls", 1)[0]  # not among the main arms
 
 
 def test_several_seeds_give_a_spread_and_pool_users_over_seeds(tmp_path):

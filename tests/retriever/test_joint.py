@@ -16,7 +16,7 @@ from ur4rec.runs.spec import RunSpec, load_split
 from ur4rec.paths import DatasetPaths
 from ur4rec.runs.training import pretrain, pretrain_seed, train, train_arms
 from ur4rec.train.checkpoint import load_weights
-from ur4rec.train.rerank import predict
+from ur4rec.train.rerank import RerankTask, predict
 
 from tests.retriever.conftest import tiny_settings
 
@@ -49,10 +49,12 @@ def test_every_arm_starts_exactly_as_base_with_the_same_parameter_groups(tiny_pr
     assert {id(p) for p in groups[0]["params"]} == {id(p) for p in model.backbone.parameters()} - {id(p) for p in fusion}
 
 
-def test_the_control_and_llm_differ_only_in_the_augmentation(tiny_project):
+@pytest.mark.parametrize("fusion, standardise", [("identity_linear", "false"), ("gated", "true")])
+def test_the_control_and_llm_differ_only_in_the_augmentation(tiny_project, tiny_bert, fusion, standardise):
     """Same warm start, fusion shape, parameter groups and loop settings; zero the +LLM vectors and the two
     models are the same function."""
-    root, s = tiny_project
+    root, _ = tiny_project
+    s = tiny_settings(tiny_bert, f"retriever.joint.fusion={fusion}", f"retriever.joint.standardise={standardise}")
     built = {}
     for variant in ("control", "llm"):
         spec = RunSpec("fx", "prm", variant, 0)
@@ -74,9 +76,31 @@ def test_the_control_and_llm_differ_only_in_the_augmentation(tiny_project):
     assert np.allclose(predict(control.eval(), valid), predict(llm.eval(), valid), atol=1e-6)
 
 
+@pytest.mark.parametrize("fusion", ["identity_linear", "gated"])
+def test_the_gated_control_stays_base_while_the_backbone_holds_still(tiny_project, tiny_bert, fusion):
+    """Real training steps on the control's loss, the backbone's lr at 0: under the gated fusion the control
+    scores exactly as Base whatever its fusion learnt; under identity_linear its biases move it off Base."""
+    root, _ = tiny_project
+    s = tiny_settings(tiny_bert, f"retriever.joint.fusion={fusion}", "retriever.joint.standardise=true")
+    spec = RunSpec("fx", "prm", "control", 0)
+    torch.manual_seed(0)
+    model, groups = build_model(s, spec, catalog_of(s, spec, root), training=True, root=root)
+    groups[0]["lr"] = 0.0  # the backbone's group; the fusion trains at augmenter_lr
+    optimizer = torch.optim.AdamW(groups, lr=1e-3, weight_decay=0.01)
+    dataset = spec.paths(root).dataset
+    task = RerankTask(load_split(dataset, "train", 10, 60), load_split(dataset, "valid", 10, 60), "ndcg@10", 64)
+    model.train()
+    for batch in task.batches(16, seed=0):
+        optimizer.zero_grad()
+        task.losses(model, batch)["loss"].backward()
+        optimizer.step()
+    same = np.allclose(predict(model.eval(), task.valid), predict(base_model(root, s), task.valid), atol=1e-6)
+    assert same == (fusion == "gated")
+
+
 @pytest.mark.parametrize("backbone, variant", [
     ("prm", "ur4rec"), ("prm", "kar"), ("prm", "bert"), ("prm", "control"), ("prm", "ur4rec-no-retr"),
-    ("gru4rec", "ur4rec"),
+    ("gru4rec", "ur4rec"), ("prm", "ur4rec-random-keys"), ("gru4rec", "llm-shuffled"),
 ])
 def test_train_then_evaluate_an_arm(tiny_project, backbone, variant):
     root, s = tiny_project
@@ -86,8 +110,10 @@ def test_train_then_evaluate_an_arm(tiny_project, backbone, variant):
     run = spec.paths(root)
     config = json.loads((run.train / "config.json").read_text())
     assert config["arm"] == variant and config["variant"]["kind"] == s.variant[variant].kind
+    assert config["joint"]["fusion"] == s.retriever.joint.fusion
+    assert config["joint"]["augmenter_lr"] == s.retriever.joint.augmenter_lr
     weights = load_file(str(run.train / "model.safetensors"))
-    assert any(k.startswith("augmenter.") for k in weights) == (variant not in ("bert", "control", "ur4rec-no-retr"))
+    assert any(k.startswith("augmenter.") for k in weights) == (s.variant[variant].kind in ("kar", "ur4rec"))
     metrics = evaluate(s, spec, root)
     saved = json.loads((run.eval / "metrics.json").read_text())
     assert saved["ndcg@10"] == pytest.approx(metrics["ndcg@10"]) and 0 <= saved["ndcg@10"] <= 1
@@ -167,3 +193,19 @@ def test_the_train_aug_stage_keeps_an_arm_whose_inputs_are_unchanged(tiny_projec
     assert run("variants=[control,ur4rec]") == {"control": "trained", "ur4rec": "trained"}
     again = load_file(str(arms / "ur4rec" / "train" / "model.safetensors"))
     assert all(torch.equal(weights[k], again[k]) for k in weights)  # the same inputs give the same arm
+
+
+def test_standardising_is_an_input_of_pre_training_and_of_every_arm(tiny_project, tiny_bert):
+    """The retriever pre-trains on the tables joint training reads, so both retrain when they change; the
+    fusion is an input of the arms only."""
+    from ur4rec.runs.training import joint_inputs, pretrain_inputs
+
+    root, _ = tiny_project
+    plain, z, gated = (tiny_settings(tiny_bert, f"retriever.joint.fusion={f}", f"retriever.joint.standardise={z}")
+                       for f, z in (("identity_linear", "false"), ("identity_linear", "true"), ("gated", "false")))
+    spec = RunSpec("fx", "prm", "ur4rec", 0)
+    assert pretrain_inputs(plain, spec, root) != pretrain_inputs(z, spec, root)
+    assert pretrain_inputs(plain, spec, root) == pretrain_inputs(gated, spec, root)
+    for variant in ("control", "llm", "ur4rec"):
+        spec = RunSpec("fx", "prm", variant, 0)
+        assert len({json.dumps(joint_inputs(s, spec, root), sort_keys=True) for s in (plain, z, gated)}) == 3

@@ -1,9 +1,9 @@
 """The interface every backbone implements, so the training loop and the augmented variants see one shape.
 
 A backbone scores a batch of candidate lists: `forward(batch, aug=None) -> scores [B, C]`, higher is better.
-`aug` (`[B, C, aug_dim]`, only when the model was built with `aug_dim > 0`) is concatenated to each
-candidate's item representation and projected back to the model width `dim`, the way the paper injects the
-augmented vectors. `item_repr(item_ids) -> [..., dim]` exposes the trained item representation h_i for the
+`aug` (`[B, C, aug_dim]`, only when the model was built with `aug_dim > 0`) is fused into each candidate's
+item representation at the model width `dim` (`ur4rec.models.fusion`; `use_fusion` picks which), the way the
+paper injects the augmented vectors. `item_repr(item_ids) -> [..., dim]` exposes the trained item representation h_i for the
 retriever's pre-training.
 
 Models see tensors only; the batch is `ur4rec.train.batch.RerankBatch` (anything with `history [B, L]`
@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from typing import ClassVar, Protocol
 
-import torch
 from torch import Tensor, nn
 
 from ur4rec.models.catalog import ItemCatalog
 from ur4rec.models.config import BackboneConfig
 from ur4rec.models.item_bias import item_bias
+from ur4rec.models.fusion import make_fusion
 from ur4rec.models.item_features import ItemFeatures
 
 
@@ -42,11 +42,11 @@ class Backbone(nn.Module):
         self.aug_dim = aug_dim
         self.history_len = cfg.history_len
         self.items = ItemFeatures(catalog.n_items, catalog.n_categories, catalog.item_categories, cfg.dim)
-        # Fusion of eq. 9: [h_i ; aug] -> dim, plus an aug-driven scaling of h_i's dimensions. The scaling is what
-        # lets a user-level aug (the same for every candidate) change a dot-product ranking: the linear part alone
-        # adds s_u . W a_u, a constant per user, which the softmax over candidates ignores.
-        self.aug_proj = nn.Linear(cfg.dim + aug_dim, cfg.dim) if aug_dim > 0 else None
-        self.aug_scale = nn.Linear(aug_dim, cfg.dim) if aug_dim > 0 else None
+        # Fusion of eq. 9 (ur4rec.models.fusion): an aug-driven scaling of h_i's dimensions is what lets a
+        # user-level aug (the same for every candidate) change a dot-product ranking: a linear part alone adds
+        # s_u . W a_u, a constant per user, which the softmax over candidates ignores.
+        self.fusion_kind = "identity_linear"
+        self.fusion = make_fusion(self.fusion_kind, cfg.dim, aug_dim) if aug_dim > 0 else None
         self.dropout = nn.Dropout(cfg.dropout)
         self.item_bias = item_bias(cfg.item_bias, catalog)
 
@@ -71,7 +71,7 @@ class Backbone(nn.Module):
     def candidate_repr(self, candidates: Tensor, aug: Tensor | None) -> Tensor:
         """Candidate embeddings `[B, C, dim]`, with the augmented vector fused in when the model takes one."""
         h = self.item_repr(candidates)
-        if self.aug_proj is None:
+        if self.fusion is None:
             if aug is not None:
                 raise ValueError(f"{self.name}: got an aug tensor but the model was built with aug_dim=0")
             return h
@@ -79,23 +79,22 @@ class Backbone(nn.Module):
         if aug is None or tuple(aug.shape) != expected:
             got = None if aug is None else list(aug.shape)
             raise ValueError(f"{self.name}: aug must have shape {list(expected)} [B, C, aug_dim], got {got}")
-        aug = aug.to(h.dtype)
-        return self.aug_proj(torch.cat([h, aug], dim=-1)) + h * self.aug_scale(aug)
+        return self.fusion(h, aug.to(h.dtype))
+
+    def use_fusion(self, kind: str) -> None:
+        """Fuse the aug with the fusion `kind` (`ur4rec.models.fusion.FUSIONS`); the built one when it is that."""
+        if self.fusion is not None and kind != self.fusion_kind:
+            self.fusion = make_fusion(kind, self.dim, self.aug_dim)
+        self.fusion_kind = kind
 
     def fusion_parameters(self) -> list[nn.Parameter]:
         """The aug fusion's weights (none without aug): the part of an augmented backbone Base never had."""
-        return [p for m in (self.aug_proj, self.aug_scale) if m is not None for p in m.parameters()]
+        return [] if self.fusion is None else list(self.fusion.parameters())
 
-    @torch.no_grad()
     def fuse_as_identity(self) -> None:
         """Make the fusion return h_i whatever the aug, so the model scores exactly as its Base counterpart."""
-        if self.aug_proj is None:
-            return
-        self.aug_proj.weight.zero_()
-        self.aug_proj.weight[:, : self.dim].copy_(torch.eye(self.dim))
-        self.aug_proj.bias.zero_()
-        self.aug_scale.weight.zero_()
-        self.aug_scale.bias.zero_()
+        if self.fusion is not None:
+            self.fusion.as_identity()
 
     def recent(self, history: Tensor) -> Tensor:
         """The model's own tail of a left-padded history (the data may carry a longer one)."""

@@ -67,6 +67,12 @@ def build_report(plan: ReportPlan, root: Path = DATA_ROOT) -> dict[str, Any]:
         ab_table, ab_comparisons = comparison_table(plan, results, ab_arms, focus)
         parts += ["## Ablations\n", results_table(plan, results, ab_arms, ab_metrics), "", ab_table, "",
                   mde_note(plan, ab_comparisons, focus), ""]
+    negatives = [a for a in plan.arms if a.family == "negative_control"]
+    if negatives:  # shuffled or random vectors: each should score as the control, within its CI
+        nc_arms = [a for a in main if a.is_control] + negatives
+        nc_table, nc_comparisons = comparison_table(plan, results, nc_arms, focus)
+        parts += ["## Negative controls\n", results_table(plan, results, nc_arms, [focus]), "", nc_table, "",
+                  mde_note(plan, nc_comparisons, focus), ""]
     arm_bars(plan, results, main, focus, random_focus, out / "bars.png")
     parts.append("![bars](bars.png)\n")
     if proxy_sweep(plan, results, focus, out / "proxy_sweep.png"):

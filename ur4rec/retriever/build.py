@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 
 from ur4rec.retriever.augment import AUGMENTERS, Augmenter, AugmenterInputs
 from ur4rec.retriever.config import BackboneRetrieverConfig, RetrieverConfig
 from ur4rec.retriever.model import Retriever
+from ur4rec.retriever.tables import item_table, user_table
 from ur4rec.retriever.variants import VariantConfig
 
 
@@ -28,9 +31,11 @@ def load_pretrained(retriever: Retriever, state: dict[str, torch.Tensor], redraw
 
 def build_augmenter(variant: VariantConfig, rcfg: RetrieverConfig, per_backbone: BackboneRetrieverConfig,
                     store, n_users: int, n_items: int, h_dim: int,
-                    pretrained: dict[str, torch.Tensor] | None = None) -> Augmenter:
-    """The augmenter of `variant`; `store` is an `EmbeddingStore` (anything with `.dim` and `.table(kind, size)`)."""
-    user_kind, item_kind = variant.store_kinds
+                    pretrained: dict[str, torch.Tensor] | None = None,
+                    train_users: Sequence[int] | None = None) -> Augmenter:
+    """The augmenter of `variant`; `store` is an `EmbeddingStore` (anything with `.dim` and `.table(kind, size)`);
+    `train_users`: the training split's user ids, whose vectors alone give the user statistics (`tables.py`)."""
+    standardise = rcfg.joint.standardise
     retriever = None
     if variant.uses_retriever:
         retriever = build_retriever(rcfg, variant, per_backbone, h_dim, store.dim)
@@ -38,8 +43,8 @@ def build_augmenter(variant: VariantConfig, rcfg: RetrieverConfig, per_backbone:
             load_pretrained(retriever, pretrained, redraw_proxies=variant.proxies == "random")
     inputs = AugmenterInputs(
         variant=variant,
-        user_table=lambda: store.table(user_kind, n_users + 1),
-        item_table=lambda: store.table(item_kind, n_items + 1),
+        user_table=lambda: user_table(store, variant, n_users, train_users, standardise),
+        item_table=lambda: item_table(store, variant, n_items, standardise),
         dim=store.dim,
         z_history=per_backbone.z_history,
         retriever=retriever,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ur4rec.config import ParamsError, section
+from ur4rec.models.fusion import FUSIONS
 
 # Eq. 9 Agg: `item` the item's own output, `proxies` the mean of the proxy outputs, `concat` both (all three on
 # the one-pass fast path, mask (c)); `item_proxies` the mean of the proxy outputs of a [P; h_i] pass per item
@@ -85,6 +86,12 @@ class JointConfig:
     retriever_lr: float | None = None  # lr of the UR4Rec retriever (BERT-initialised, pre-trained); None: the backbone's
     epochs: int | None = None  # overrides train.epochs for augmented variants (warm-started: few suffice)
     patience: int | None = None  # overrides train.patience likewise
+    fusion: str = "identity_linear"  # how aug enters a candidate (ur4rec.models.fusion): identity_linear | gated
+    standardise: bool = False  # z-score every encoder vector an augmenter or the retriever reads (tables.py)
+
+    def __post_init__(self) -> None:
+        if self.fusion not in FUSIONS:
+            raise ParamsError(f"retriever.joint.fusion: {self.fusion!r} is not one of {list(FUSIONS)}")
 
     def train_overrides(self) -> dict[str, object]:
         """The `train:` keys this section overrides for the augmented runs."""

@@ -17,7 +17,13 @@ For `ur4rec`, `objectives` lists the pre-training losses (`[]`: no pre-training)
 joint training starts from the pre-trained proxies, re-drawn random ones, or none at all, `z_source` whether Z
 holds LLM (`llm`) or raw-text (`bert`) vectors, and `n_proxies` overrides the per-backbone K. `family`
 says which report table a variant belongs to: `main` (Table 2), `ablation` (Table 3) or `proxy_sweep`
-(Figure 4, plotted against its K).
+(Figure 4, plotted against its K), or `negative_control`.
+
+Negative controls keep a variant's kind and change only what its vectors carry (`ur4rec.retriever.tables`):
+`content` for the user vectors (UR4Rec: e_u of Z) — `real`, `shuffled` (each user gets another training
+user's vector, by a fixed permutation) or `random` (random vectors with the real ones' per-dimension mean and
+SD, fixed per id) — and `item_content` for the item vectors (KAR's knowledge, UR4Rec's history keys): `real`
+or `random`. `content_seed` seeds both draws; the same seed gives the same table in every build.
 """
 
 from __future__ import annotations
@@ -29,7 +35,9 @@ from ur4rec.config import ParamsError, section
 from ur4rec.retriever.losses import OBJECTIVES
 
 KINDS = ("none", "bert", "llm", "kar", "pooled", "ur4rec")
-FAMILIES = ("main", "ablation", "proxy_sweep")
+FAMILIES = ("main", "ablation", "proxy_sweep", "negative_control")
+USER_CONTENTS = ("real", "shuffled", "random")
+ITEM_CONTENTS = ("real", "random")
 PROXY_MODES = ("pretrained", "random", "none")
 # Which store kinds hold the user vector and the item vectors for each Z source.
 Z_SOURCES = {"llm": ("user_pref", "item_know"), "bert": ("user_text", "item_text")}
@@ -55,9 +63,18 @@ class VariantConfig:
     n_proxies: int | None = None
     kar: KarConfig = field(default_factory=KarConfig)
     family: str = "main"
+    content: str = "real"
+    item_content: str = "real"
+    content_seed: int = 0
 
     def __post_init__(self) -> None:
         _one_of("kind", self.kind, KINDS)
+        _one_of("content", self.content, USER_CONTENTS)
+        _one_of("item_content", self.item_content, ITEM_CONTENTS)
+        if self.kind == "none" and (self.content, self.item_content) != ("real", "real"):
+            raise ParamsError("variant.content: the control (kind none) carries no vectors to shuffle or randomise")
+        if self.item_content != "real" and not self.reads_items:
+            raise ParamsError(f"variant.item_content: kind {self.kind} reads no item vectors; leave it real")
         _one_of("family", self.family, FAMILIES)
         _one_of("z_source", self.z_source, tuple(Z_SOURCES))
         _one_of("proxies", self.proxies, PROXY_MODES)
@@ -69,6 +86,11 @@ class VariantConfig:
             raise ParamsError("variant: proxies: random re-draws pre-trained proxies, so it needs pre-training objectives")
         if self.n_proxies is not None and self.n_proxies < 1:
             raise ParamsError(f"variant.n_proxies must be >= 1 (use proxies: none for no proxies), got {self.n_proxies}")
+
+    @property
+    def reads_items(self) -> bool:
+        """Whether the augmenter reads item vectors besides the user's (KAR's knowledge, Z's history keys)."""
+        return self.kind in ("kar", "pooled", "ur4rec")
 
     @property
     def is_control(self) -> bool:

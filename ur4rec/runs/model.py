@@ -20,7 +20,7 @@ from ur4rec.retriever.augment import AugmentedRecommender
 from ur4rec.retriever.build import build_augmenter
 from ur4rec.retriever.joint import param_groups, warm_start
 from ur4rec.runs.settings import Run
-from ur4rec.runs.spec import count_users, training_interactions
+from ur4rec.runs.spec import count_users, training_interactions, users_of_split
 from ur4rec.train.catalog import read_catalog
 from ur4rec.train.checkpoint import read_checkpoint
 from ur4rec.train.loop import WEIGHTS_FILE
@@ -45,9 +45,11 @@ def build_model(run: Run, catalog: ItemCatalog, training: bool) -> tuple[nn.Modu
         return models.build(bspec.model, bspec.config, catalog), None
     pretrained = load_pretrained(run.paths) if training and run.variant.needs_pretraining else None
     augmenter = build_augmenter(run.variant, run.retriever, run.retriever_settings(), EmbeddingStore(run.paths.dataset.emb),
-                                count_users(run.paths.dataset), catalog.n_items, bspec.config.dim, pretrained)
+                                count_users(run.paths.dataset), catalog.n_items, bspec.config.dim, pretrained,
+                                train_users=users_of_split(run.paths.dataset, "train"))
     backbone = models.build(bspec.model, bspec.config, catalog, aug_dim=augmenter.out_dim)
     joint = run.retriever.joint
+    backbone.use_fusion(joint.fusion)  # before the warm start, which sets it to the identity
     if training and joint.warm_start:
         warm_start(backbone, run.base_paths().train / WEIGHTS_FILE)
     model = AugmentedRecommender(backbone, augmenter)

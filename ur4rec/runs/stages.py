@@ -129,7 +129,7 @@ STAGES: dict[str, Stage] = {
         "each variant's retriever pre-training against its seed's Base (a marker for variants without)",
         deps=[PREPARED, EMB, BASE_RUN + "/train"],
         params=["retriever.arch", "retriever.pretrain", "retriever.per_backbone", "retriever.joint.threads",
-                FANOUT, "variant.{variant}", "backbone.${item.backbone}", *LOOP_FLAGS],
+                "retriever.joint.standardise", FANOUT, "variant.{variant}", "backbone.${item.backbone}", *LOOP_FLAGS],
         outs=[{SEED_RUNS + "/pretrain": {"persist": True}}],
         matrix=SEED_MATRIX),
     "train_aug": Stage(

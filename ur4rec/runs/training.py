@@ -37,6 +37,7 @@ from ur4rec.paths import DATA_ROOT, DatasetPaths
 from ur4rec.retriever.build import build_retriever
 from ur4rec.retriever.negatives import NegativeSampler
 from ur4rec.retriever.pretrain import PretrainData, PretrainTask
+from ur4rec.retriever.tables import item_table, user_table
 from ur4rec.runs.model import build_model, catalog_of
 from ur4rec.runs.settings import Run, Settings
 from ur4rec.runs.stages import STAGES, fingerprint_file, recorded, variant_reads
@@ -115,6 +116,8 @@ def run_config(run: Run, task: RerankTask) -> dict[str, Any]:
         "seed": spec.seed, "backbone_config": dataclasses.asdict(run.backbone.config),
         "train_config": dataclasses.asdict(run.loop), "history_len": run.history_len,
         "n_candidates": task.train.n_candidates, "n_train_samples": len(task.train), "n_valid_samples": len(task.valid),
+        # an arm's fusion, standardisation and learning rates, so runs under other settings can be told apart
+        "joint": None if run.variant is None else dataclasses.asdict(run.retriever.joint),
     }
 
 
@@ -289,17 +292,18 @@ def build_pretrain_task(run: Run, base: nn.Module | None = None):
         h_table = base.item_repr(torch.arange(catalog.n_items + 1)).float()
     per = run.retriever_settings()
     store = EmbeddingStore(paths.dataset.emb)
-    user_kind, item_kind = variant.store_kinds
     n_items = catalog.n_items
     length = max(per.z_history, 1)
+    train_users = users_of_split(paths.dataset, "train")
+    standardise = run.retriever.joint.standardise  # the vectors joint training will read, so pre-train on them
     data = PretrainData(
         h_table=h_table,
-        user_table=store.table(user_kind, count_users(paths.dataset) + 1),
-        item_table=store.table(item_kind, n_items + 1),
+        user_table=user_table(store, variant, count_users(paths.dataset), train_users, standardise),
+        item_table=item_table(store, variant, n_items, standardise),
         train=load_split(paths.dataset, "train", length, n_items),
         valid=load_split(paths.dataset, "valid", length, n_items),
         sampler=NegativeSampler.from_interactions(paths.dataset.prepared / "interactions.parquet", n_items,
-                                                  popular_users=np.asarray(users_of_split(paths.dataset, "train"))),
+                                                  popular_users=np.asarray(train_users)),
     )
     retriever = build_retriever(run.retriever, variant, per, h_table.shape[1], store.dim)
     task = PretrainTask(data, run.retriever.pretrain, tuple(variant.objectives), per.z_history,
