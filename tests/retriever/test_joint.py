@@ -84,7 +84,7 @@ def test_the_gated_control_stays_base_while_the_backbone_holds_still(tiny_projec
     s = tiny_settings(tiny_bert, f"retriever.joint.fusion={fusion}", "retriever.joint.standardise=true")
     spec = RunSpec("fx", "prm", "control", 0)
     torch.manual_seed(0)
-    model, groups = build_model(s, spec, catalog_of(s, spec, root), training=True, root=root)
+    model, groups = build_model(s.resolve(spec, root), catalog_of(s.resolve(spec, root)), training=True)
     groups[0]["lr"] = 0.0  # the backbone's group; the fusion trains at augmenter_lr
     optimizer = torch.optim.AdamW(groups, lr=1e-3, weight_decay=0.01)
     dataset = spec.paths(root).dataset
