@@ -128,7 +128,7 @@ def test_train_then_evaluate_an_arm(tiny_project, backbone, variant):
     assert np.allclose(per_sample["ndcg@10"].to_numpy(), np.where(target_rank <= 10, 1 / np.log2(target_rank + 1), 0))
     # ... and, for UR4Rec, the retriever's attention over Z for the sampled users' target and top candidate
     attention = run.eval / "attention.parquet"
-    assert attention.exists() == (variant == "ur4rec")
+    assert attention.exists() == s.variant_config(variant).uses_retriever
     if attention.exists():
         frame = pl.read_parquet(attention)
         assert frame.height == test.height  # a tiny test split: every user is in the sample
