@@ -123,14 +123,12 @@ def section(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> T:
         kwargs[name] = _coerce(hints.get(name), value, f"{where or cls.__name__}.{name}")
     try:
         return cls(**kwargs)
-    except ParamsError:
-        raise
-    except (TypeError, ValueError) as exc:  # a missing field, or a value the config's own check refuses
-        raise ParamsError(f"{where or cls.__name__}: {exc}") from exc
     except ParamsError as exc:
         if where and where not in str(exc):  # a check in __post_init__ that cannot know its section's name
             raise ParamsError(f"{where}: {exc}") from exc
         raise
+    except (TypeError, ValueError) as exc:  # a missing field, or a value the config's own check refuses
+        raise ParamsError(f"{where or cls.__name__}: {exc}") from exc
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:

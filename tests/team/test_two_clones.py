@@ -75,7 +75,7 @@ def test_a_pushes_b_reruns_nothing_b_changes_a_pulls(dvc_project, tmp_path):
     write_llm_outputs(a.root, "ml-100k")
     a.run("dvc", "commit", "-f", "generate@ml-100k")
     ran = a.ran_stages(a.repro())
-    assert ran == sorted(["encode@ml-100k", "report@ml-100k", *EVERY_RUN_STAGE]), ran
+    assert ran == sorted(["encode@ml-100k", "reference@ml-100k", "report@ml-100k", *EVERY_RUN_STAGE]), ran
     a.run("git", "add", "-A")
     a.run("git", "commit", "-qm", "results")
     refused = share(a, "push", check=False)  # the team store does not exist yet: one clear line, nothing written
