@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 from tests.llm.helpers import DATASET, copy_prepared, llm_params, run_stage, structured_params
+from ur4rec.llm.answer import attempt_seed
 from ur4rec.llm.backends import GenerationError, make_backend
 from ur4rec.llm.cache import LLMCache
 from ur4rec.llm.config import llm_config
@@ -59,6 +60,16 @@ def test_outputs_cover_every_user_and_item_and_a_rerun_hits_the_cache(paths, tin
     again = run_stage(params, paths, vllm_backend)
     assert again["generated"] == 0 and again["cache_hits"] == again["unique_prompts"]
     assert outputs(paths)[0].equals(users) and outputs(paths)[1].equals(items)
+
+    # The item's title opens its stored knowledge (llm.item_title: code); `none` keeps the answer alone, from
+    # the same cached answers.
+    titles = dict(pl.read_parquet(paths.prepared / "items.parquet").select("item_id", "title").iter_rows())
+    untitled = run_stage(llm_params(tiny_llama, "vllm", "llm.item_title=none"), paths, vllm_backend)
+    assert untitled["generated"] == 0
+    answers = outputs(paths)[1]
+    for item_id, text, answer, status in zip(items["item_id"], items["text"], answers["text"], items["status"]):
+        assert text == (f"{titles[item_id]}. {answer}" if status in ("ok", "truncated") and answer.strip() else answer)
+    assert items.filter(pl.col("status").is_in(["ok", "truncated"])).height > 0
 
 
 def test_adding_users_generates_only_their_prompts(paths, tiny_llama, vllm_backend):
@@ -132,6 +143,13 @@ def test_a_retry_with_another_seed_can_recover(paths, coin_llama):
     assert recovered.height > 0
     assert (both.filter(pl.col("attempts") == 1)["text"].str.len_chars() > 0).all()
     assert set(both.filter(pl.col("status") == "empty")["attempts"]) <= {4}
+
+
+def test_generations_with_neighbouring_seeds_share_no_draw():
+    draws = {seed: [attempt_seed(seed, a) for a in range(4)] for seed in range(50)}
+    assert all(d[0] == seed for seed, d in draws.items())
+    flat = [s for d in draws.values() for s in d]
+    assert len(set(flat)) == len(flat)  # seed k's retries are no other generation's first (or any) draw
 
 
 def test_missing_prepared_data_names_the_stage_to_run(tmp_path, tiny_llama):

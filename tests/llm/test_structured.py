@@ -77,6 +77,7 @@ def test_rendering_is_readable_drops_repeats_and_empty_fields(tmp_path):
     assert schema.render(schema.parse('{"liked": ["Sci-Fi", "Sci-Fi"], "note": " two\\n lines "}')) == \
         "likes: Sci-Fi; note: two lines"
     assert schema.render({"liked": ["Drama"], "note": ""}) == "likes: Drama"
+    assert schema.render({"liked": ["Likes", "Drama", "liked"], "note": "ok"}) == "likes: Drama; note: ok"  # a label is no value
 
 
 def test_patterns_are_checked():

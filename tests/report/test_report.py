@@ -76,12 +76,35 @@ def test_negative_controls_get_their_own_table_against_the_control(tmp_path):
     for arm, shift in (("base", 0.0), ("control", 0.0), ("llm", 0.0), ("kar", 0.0), ("ur4rec", 0.0),
                        ("llm-shuffled", 0.0), ("llm-random", 0.1)):
         write_run(tmp_path, "prm", arm, shift)
+    runs = DatasetPaths("toy", tmp_path)  # on gru4rec the shuffled arm scores exactly as its control
+    for arm, shift in (("base", 0.0), ("control", 0.0), ("llm-random", 0.1)):
+        write_run(tmp_path, "gru4rec", arm, shift)
+    write_run(tmp_path, "gru4rec", "llm-shuffled", 0.0)
+    control = pl.read_parquet(runs.run("gru4rec", "control", 0).eval / "per_sample.parquet")
+    write_parquet(runs.run("gru4rec", "llm-shuffled", 0).eval / "per_sample.parquet", control)
     build_report(plan(negatives=True), root=tmp_path)
     md = (tmp_path / "report" / "toy" / "results.md").read_text()
     section = md.split("## Negative controls", 1)[1].split("\n## ", 1)[0]
     assert "*" not in row(section, "prm", "llm-shuffled")  # at the control's level: as it should be
     assert "*" in row(section, "prm", "llm-random")  # above it: the gain would not need the user's content
     assert "llm-shuffled" not in md.split("## Negative controls", 1)[0]  # not among the main arms
+    verdicts = section.split("Equivalence to the control", 1)[1]
+    assert row(verdicts, "prm", "llm-random").endswith("| differs |")
+    # -0.0012 [-0.0024, +0.0000]: not significant, and not inside the margin either: too little power to tell
+    assert row(verdicts, "prm", "llm-shuffled").endswith("| no | 0.214 | inconclusive |")
+    assert row(verdicts, "gru4rec", "llm-shuffled").endswith("| yes | 1 | equivalent |")
+
+
+def test_model_selection_says_how_often_an_arm_kept_its_start(tmp_path):
+    for arm in ("base", "control", "llm"):
+        write_run(tmp_path, "prm", arm, 0.0)
+    runs = DatasetPaths("toy", tmp_path)
+    write_json(runs.run("prm", "control", 0).train / "fit.json", {"best_epoch": 1, "epochs_run": 3, "start_valid": None})
+    write_json(runs.run("prm", "llm", 0).train / "fit.json", {"best_epoch": -1, "epochs_run": 2, "start_valid": 0.3})
+    build_report(plan(), root=tmp_path)
+    section = (tmp_path / "report" / "toy" / "results.md").read_text().split("## Model selection", 1)[1]
+    assert row(section, "prm", "control") == "| prm | control | 0/1 | 0/1 | 2/3 |"
+    assert row(section, "prm", "llm") == "| prm | llm | 1/1 | 1/1 | 0/2 |"
 
 
 def test_several_seeds_give_a_spread_and_pool_users_over_seeds(tmp_path):

@@ -4,7 +4,8 @@ Misses are claimed a chunk at a time (`ur4rec.llm.claims`: generations sharing a
 instead of doubling it), generated sorted by prompt text (prompts sharing a prefix run together, so vLLM's
 prefix cache hits), and finished outputs are flushed to the cache every `llm.flush_every` prompts: a killed run
 loses at most that many, and the rerun starts where it stopped. Outputs whose status is in `llm.quality.retry_on`
-are retried with the next seed, up to `llm.quality.max_retries` times; the final status is stored either way.
+are retried with a seed drawn from (`llm.sampling.seed`, attempt) (`attempt_seed`), up to `llm.quality.max_retries`
+times; the final status is stored either way.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from ur4rec.llm.backends import Backend, Completion, Request
@@ -219,6 +221,15 @@ def answer_missing(
     return errors, stats
 
 
+def attempt_seed(seed: int, attempt: int) -> int:
+    """The sampling seed of an attempt: the first is `seed` itself; a retry's is hashed from (seed, attempt), so
+    generations with neighbouring seeds share no draw (with `seed + attempt`, seed k+1's first draw was seed k's
+    first retry)."""
+    if attempt == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, attempt]).generate_state(1)[0] % (2**31 - 1))
+
+
 def answer_jobs(
     jobs: list[Job], writer: CacheWriter, backend: Backend, cfg: LLMConfig, desc: str = "generate", progress: bool = True
 ) -> tuple[dict[str, dict], RunStats]:
@@ -238,7 +249,7 @@ def answer_jobs(
         try:
             pending, attempt = jobs, 0
             while pending:
-                seed = cfg.sampling.seed + attempt
+                seed = attempt_seed(cfg.sampling.seed, attempt)
                 retry = []
                 for completion in backend.generate([_request(j, seed) for j in pending]):
                     job = by_key[completion.key]

@@ -11,6 +11,8 @@ from ur4rec.config import ParamsError, get_path, section
 from ur4rec.llm.models import PACKAGED_MODELS, PACKAGED_PREFIX
 from ur4rec.llm.prompts import PROMPT_ORDERS
 
+ITEM_TITLES = ("code", "none")  # who names the item in its stored knowledge (llm.item_title)
+
 BACKENDS = ("auto", "vllm", "transformers", "openai", "ray")
 ENGINES = ("auto", "vllm", "transformers", "openai")  # what a Ray engine actor runs (llm.ray.engine)
 STATUSES = ("ok", "empty", "truncated", "degenerate", "failed")
@@ -160,6 +162,9 @@ class LLMConfig:
     # true: outputs follow a JSON schema per kind (ur4rec.llm.structured); false: free text, as in the paper.
     structured: bool = False
     prompt_order: str = "instruction_first"  # instruction_first | data_first (ur4rec.llm.prompts.compose)
+    # code: the stored item knowledge starts with the item's title ("<title>. <answer>"), written by code, so an
+    # item's vector names its item whatever the model wrote; none: the model's answer alone (the paper's s_i).
+    item_title: str = "code"
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     vllm: VllmConfig = field(default_factory=VllmConfig)
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
@@ -183,6 +188,8 @@ class LLMConfig:
             raise ParamsError(f"llm.quality.retry_on: unknown status(es) {bad}; choose from {STATUSES[1:4]}")
         if self.openai.endpoint not in ("chat", "completions"):
             raise ParamsError(f"llm.openai.endpoint: {self.openai.endpoint!r} is not 'chat' or 'completions'")
+        if self.item_title not in ITEM_TITLES:
+            raise ParamsError(f"llm.item_title: {self.item_title!r} is not one of {ITEM_TITLES}")
         if self.prompt_order not in PROMPT_ORDERS:
             raise ParamsError(f"llm.prompt_order: {self.prompt_order!r} is not one of {PROMPT_ORDERS}")
         if self.schemas.max_categories < 1:

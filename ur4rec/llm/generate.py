@@ -82,11 +82,13 @@ def output_table(jobs: list[Job], kind: str, cache: LLMCache, errors: Mapping[st
     rows = []
     for job in sorted((j for j in jobs if j.kind == kind), key=lambda j: j.id):
         rec = job.cached(cache) or errors[job.key]
+        titled = kind == "item" and cfg.item_title == "code" and rec["status"] in ("ok", "truncated")
         rows.append({
             id_col: job.id,
             "prompt_hash": job.key,
-            **{name: rec[name] for name in ("text", "n_prompt_tokens", "n_output_tokens", "finish_reason", "status",
+            **{name: rec[name] for name in ("n_prompt_tokens", "n_output_tokens", "finish_reason", "status",
                                             "attempts", "model", "sampling_fingerprint", "raw")},
+            "text": with_title(rec["text"], job.titles[0]) if titled else rec["text"],
             "setting": "structured" if job.schema else "free",
             "prompt_order": cfg.prompt_order,
             "schema_fingerprint": job.schema.fingerprint if job.schema else None,
@@ -94,6 +96,12 @@ def output_table(jobs: list[Job], kind: str, cache: LLMCache, errors: Mapping[st
             "titles_repeated": titles_repeated(rec["text"], job.titles),
         })
     return pa.Table.from_pylist(rows, schema=pa.schema([(id_col, pa.int64()), *TABLE_SCHEMA]))
+
+
+def with_title(text: str, title: str) -> str:
+    """`<title>. <text>`: the item named first, then what the model wrote. Only usable answers get it: an empty,
+    degenerate or failed one stays as it was, for its status and the encoder's replacement policy."""
+    return f"{title.strip()}. {text}" if text.strip() else text
 
 
 def _summary(tables: dict[str, pa.Table], stats: RunStats, backend: Backend, cfg: LLMConfig, jobs: list[Job],

@@ -87,18 +87,20 @@ class OutputSchema:
         """`label: value; label: a, b` in the schema's property order (labels from `title`)."""
         parts = []
         for name, prop in self.schema["properties"].items():
-            text = _field_text(value.get(name), prop)
+            text = _field_text(value.get(name), prop, {name.lower(), str(prop.get("title", name)).lower()})
             if text:
                 parts.append(f"{prop.get('title', name)}: {text}")
         return "; ".join(parts)
 
 
-def _field_text(value: Any, prop: Mapping[str, Any]) -> str:
+def _field_text(value: Any, prop: Mapping[str, Any], labels: set[str] = frozenset()) -> str:
+    """A field's value as text. Lists lose repeats (`uniqueItems`, which no grammar backend enforces) and
+    entries that only restate the field's label (a small model answers `themes: themes`)."""
     if isinstance(value, list):
         items = [" ".join(str(v).split()) for v in value]
         if prop.get("uniqueItems"):
             items = list(dict.fromkeys(items))
-        return ", ".join(i for i in items if i)
+        return ", ".join(i for i in items if i and i.lower() not in labels)
     return " ".join(str(value).split()) if value is not None else ""
 
 

@@ -25,6 +25,7 @@ from ur4rec.report.plots import arm_bars, pretrain_curves, proxy_sweep
 from ur4rec.report.tables import (
     compare,
     comparison_table,
+    equivalence_table,
     mde_note,
     reference_arms,
     results_table,
@@ -72,7 +73,8 @@ def build_report(plan: ReportPlan, root: Path = DATA_ROOT) -> dict[str, Any]:
         nc_arms = [a for a in main if a.is_control] + negatives
         nc_table, nc_comparisons = comparison_table(plan, results, nc_arms, focus)
         parts += ["## Negative controls\n", results_table(plan, results, nc_arms, [focus]), "", nc_table, "",
-                  mde_note(plan, nc_comparisons, focus), ""]
+                  mde_note(plan, nc_comparisons, focus), "", "Equivalence to the control (the target: every negative "
+                  "control's 95% CI inside ± the table's median MDE):\n", equivalence_table(plan, nc_comparisons, focus), ""]
     arm_bars(plan, results, main, focus, random_focus, out / "bars.png")
     parts.append("![bars](bars.png)\n")
     if proxy_sweep(plan, results, focus, out / "proxy_sweep.png"):
@@ -82,6 +84,7 @@ def build_report(plan: ReportPlan, root: Path = DATA_ROOT) -> dict[str, Any]:
     parts += table5_section(plan, results)
     parts += pretraining_section(plan, root, out)
     parts += llm_section(plan, root)
+    parts += selection_section(plan, results)
     parts += cost_section(plan, results)
     if results.missing or results.missing_references:
         parts += ["## Not evaluated\n", ", ".join([f"{b}/{a}/seed{s}" for b, a, s in results.missing]
@@ -263,6 +266,30 @@ def llm_section(plan: ReportPlan, root: Path) -> list[str]:
             lines.append(f"| {kind} | {e.get('echo_share_median', nan):.3f} | {e.get('echo_share_mean', nan):.3f} | "
                          f"{e.get('share_truncated', nan):.1%} | {e.get('titles_repeated_mean', nan):.2f} |")
     return [*lines, ""]
+
+
+def selection_section(plan: ReportPlan, results: Results) -> list[str]:
+    """Which epoch each trained arm kept: how often its starting weights won (possible only with
+    `validate_start`: for a warm-started arm they are Base's) and the kept epochs, so a tie with the control
+    can be told from an arm that never moved."""
+    rows = []
+    for backbone in plan.backbones:
+        for arm in plan.arms:
+            fits = [read_json(results.runs[(backbone, arm.name, s)].paths.train / "fit.json")
+                    for s in results.seeds(backbone, arm.name)]
+            fits = [f for f in fits if f and "best_epoch" in f]
+            if not fits:
+                continue
+            kept_start = sum(f["best_epoch"] < 0 for f in fits)
+            scored_start = sum(f.get("start_valid") is not None for f in fits)
+            epochs = ", ".join(f"{f['best_epoch'] + 1}/{f['epochs_run']}" for f in fits)
+            rows.append(f"| {backbone} | {arm.name} | {kept_start}/{len(fits)} | {scored_start}/{len(fits)} | {epochs} |")
+    if not rows:
+        return []
+    return ["## Model selection\n", "Kept epoch of each run on validation (0 = the starting weights, which compete only "
+            "where they were scored: `retriever.joint.validate_start`).\n",
+            "| Backbone | Arm | kept start | start scored | kept epoch / epochs run, by seed |", "|---|---|---:|---:|---|",
+            *rows, ""]
 
 
 def cost_section(plan: ReportPlan, results: Results) -> list[str]:

@@ -132,6 +132,36 @@ def comparison_table(plan: ReportPlan, results: Results, arms: list[Arm], metric
     return "\n".join(lines), comparisons
 
 
+def table_mde(plan: ReportPlan, comparisons: list[Comparison]) -> float | None:
+    """The median minimum detectable difference of the table's control comparisons, at `report.alpha`."""
+    control, _ = reference_arms(plan)
+    tests = [c.test for c in comparisons if control is not None and c.reference == control.name]
+    if not tests:
+        return None
+    return float(np.median([min_detectable_effect(t.sd_diff, t.n_users, plan.cfg.alpha, plan.cfg.power)
+                            for t in tests]))
+
+
+def equivalence_table(plan: ReportPlan, comparisons: list[Comparison], metric: str) -> str:
+    """Each negative control against its control: equivalent when the 95% CI of the difference lies inside
+    ± the table's MDE; different when the Holm-adjusted test rejects; otherwise inconclusive (too little power
+    to tell). A content-free arm that differs means the machinery, not the content, moves the score."""
+    control, _ = reference_arms(plan)
+    margin = table_mde(plan, comparisons)
+    if control is None or margin is None:
+        return ""
+    lines = [f"| Backbone | Arm | Δ {short(metric)} vs {control.name} [95% CI] | inside ± {margin:.4f} | p Holm | verdict |",
+             "|---|---|---:|:---:|---:|---|"]
+    for c in comparisons:
+        if c.reference != control.name or c.arm == control.name:
+            continue
+        inside = -margin <= c.test.ci_low and c.test.ci_high <= margin
+        verdict = ("differs" if c.p_holm < plan.cfg.alpha else "equivalent" if inside else "inconclusive")
+        lines.append(f"| {c.backbone} | {c.arm} | {c.test.diff:+.4f} [{c.test.ci_low:+.4f}, {c.test.ci_high:+.4f}] | "
+                     f"{'yes' if inside else 'no'} | {c.p_holm:.3g} | {verdict} |")
+    return "\n".join(lines)
+
+
 def mde_note(plan: ReportPlan, comparisons: list[Comparison], metric: str) -> str:
     """The minimum detectable difference of the table's control comparisons, and what it implies."""
     control, _ = reference_arms(plan)
