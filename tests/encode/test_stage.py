@@ -40,7 +40,8 @@ def test_stage_writes_every_kind_and_applies_the_policy(tmp_path, minilm):
     store = EmbeddingStore(paths.emb)
     store.verify()
     assert store.kinds == sorted(KINDS) and store.dim == 384
-    assert {k: len(store.ids(k)) for k in KINDS} == {"user_pref": 6, "item_know": 12, "user_text": 6, "item_text": 12}
+    assert {k: len(store.ids(k)) for k in KINDS} == {"user_pref": 6, "item_know": 12, "user_text": 6, "item_text": 12,
+                                                     "item_answer": 12}
     assert report["kinds"]["user_pref"]["replaced"] == {"failed": 1}
     assert report["kinds"]["item_know"]["replaced"] == {"degenerate": 1, "empty": 1}
     assert json.loads(paths.encode_report.read_text())["kinds"] == report["kinds"]

@@ -19,7 +19,7 @@ from ur4rec.paths import DatasetPaths, cache_dir
 
 pytestmark = pytest.mark.slow
 
-COLUMNS = ["prompt_hash", "text", "n_prompt_tokens", "n_output_tokens", "finish_reason", "status", "attempts",
+COLUMNS = ["prompt_hash", "text", "answer", "n_prompt_tokens", "n_output_tokens", "finish_reason", "status", "attempts",
            "model", "sampling_fingerprint", "setting", "prompt_order", "schema_fingerprint", "raw", "echo_share",
            "titles_repeated"]
 

@@ -6,6 +6,7 @@ import zlib
 import numpy as np
 import polars as pl
 import pytest
+import torch
 
 from ur4rec.eval.metrics import ndcg_at_k
 from ur4rec.io import write_json, write_parquet
@@ -212,3 +213,33 @@ def test_reference_rows_close_every_table_and_each_base_is_tested_against_them(t
     assert summary["runs"]["prm/base"]["ndcg@10:vs_toppop"]["p_holm"] < 0.05
     assert summary["runs"]["gru4rec/base"]["ndcg@10:vs_toppop"]["p_holm"] > 0.05
     assert "toppop" in summary["references"] and "reference/itemcf" in md  # a missing one is listed, not dropped
+
+
+def test_the_llm_section_measures_what_item_vectors_know_from_training_users_only(tmp_path):
+    from ur4rec.encode.store import KindVectors, write_store
+    from ur4rec.report.build import item_vector_section
+
+    rng = np.random.default_rng(0)
+    paths = DatasetPaths("toy", tmp_path)
+    n_items, block = 60, lambda i: (i - 1) // 20
+    users = np.repeat(np.arange(1, 201), 15)
+    start = rng.integers(3, size=200)
+    items = np.concatenate([1 + b * 20 + rng.integers(20, size=15) for b in start])
+    items[1500:] = rng.integers(1, n_items + 1, size=1500)  # users 101-200 (not training) ignore the blocks
+    write_parquet(paths.prepared / "interactions.parquet", pl.DataFrame(
+        {"user_id": users, "item_id": items, "timestamp": np.tile(np.arange(15), 200), "rating": np.ones(len(users))}))
+    # Valid/test users' sequences cross blocks at random: were they read, the block vectors would lose their edge.
+    write_parquet(paths.prepared / "users.parquet", pl.DataFrame(
+        {"user_id": np.arange(1, 201), "split": ["train"] * 100 + ["test"] * 100}))
+    write_parquet(paths.prepared / "items.parquet", pl.DataFrame(
+        {"item_id": np.arange(1, n_items + 1), "category_ids": [[block(i)] for i in range(1, n_items + 1)]}))
+    ids = np.arange(1, n_items + 1)
+    blocks = torch.nn.functional.one_hot(torch.tensor([block(i) for i in ids]), 8).float()
+    write_store(paths.emb, {"item_know": KindVectors(ids, blocks), "item_text": KindVectors(ids, torch.randn(n_items, 8))},
+                {"dataset": "toy"}, torch.float32, 64)
+    lines = item_vector_section(paths, n_pairs=1000)
+    auc = {line.split(" | ")[0].strip("| "): float(line.rsplit("|", 2)[1]) for line in lines if line.startswith("| ")
+           and not line.startswith("| item representation")}
+    assert auc["LLM item knowledge, as stored"] > 0.8 and auc["category labels (multi-hot)"] > 0.8
+    assert abs(auc["raw text (title, categories)"] - 0.5) < 0.08
+    assert "popularity of the next item" in auc and "LLM item knowledge, the model's text alone" not in auc

@@ -64,7 +64,8 @@ def encode_texts(
 
 def wanted_texts(inputs: EncodeInputs) -> list[str]:
     """Every text the stage encodes for a dataset (repeats and blanks included), in the order it meets them."""
-    return [*inputs.item_text.values(), *inputs.user_text.values(), *inputs.item_know.texts, *inputs.user_pref.texts]
+    return [*inputs.item_text.values(), *inputs.user_text.values(), *inputs.item_know.texts, *inputs.user_pref.texts,
+            *inputs.item_answer.texts]
 
 
 def encode_dataset(
@@ -89,7 +90,8 @@ def encode_dataset(
         kinds[kind] = KindVectors(np.fromiter(raw, np.int64, len(raw)), vectors_of(list(raw.values())))
         kind_report[kind] = {"n": len(raw), "blank": sum(not t.strip() for t in raw.values())}
     for kind, gens, raw_kind in (("item_know", inputs.item_know, "item_text"),
-                                 ("user_pref", inputs.user_pref, "user_text")):
+                                 ("user_pref", inputs.user_pref, "user_text"),
+                                 ("item_answer", inputs.item_answer, "item_text")):
         kinds[kind], kind_report[kind] = _generation_vectors(gens, vectors_of, kinds[raw_kind], cfg.on_bad_generation)
 
     seconds = time.perf_counter() - started

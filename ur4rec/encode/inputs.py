@@ -40,6 +40,7 @@ COLUMN_TYPES: dict[str, tuple[Callable[[pa.DataType], bool], str]] = {
     "user_id": (pa.types.is_integer, "integers"),
     "title": (_text, "text"),
     "text": (_text, "text"),
+    "answer": (_text, "text"),
     "status": (_text, "text"),
     "categories": (_list_of(_text), "lists of text"),
     "llm_history": (_list_of(pa.types.is_integer), "lists of integer item ids"),
@@ -54,6 +55,7 @@ class EncodeInputs:
     user_text: dict[int, str]
     item_know: Generations
     user_pref: Generations
+    item_answer: Generations  # the item knowledge as the model wrote it (no code-written title): its quality alone
 
 
 def read_inputs(paths: DatasetPaths, cfg: EncoderConfig) -> EncodeInputs:
@@ -62,11 +64,17 @@ def read_inputs(paths: DatasetPaths, cfg: EncoderConfig) -> EncodeInputs:
     item_ids, user_ids = _unique_ids(items, "item_id"), _unique_ids(users, "user_id")
     raw_items = item_texts(item_ids, items["title"], items["categories"])
     raw_users = user_texts(user_ids, users["llm_history"], raw_items, source=str(users["__path__"]))
+    knowledge = paths.llm / "item_knowledge.parquet"
+    item_know = _generations(knowledge, "item_id", item_ids, cfg.bad_statuses, paths)
+    # Outputs without an `answer` column (written by hand, or by another tool) are the model's text alone.
+    has_answer = knowledge.exists() and "answer" in pq.read_schema(knowledge).names
     return EncodeInputs(
         item_text=raw_items,
         user_text=raw_users,
-        item_know=_generations(paths.llm / "item_knowledge.parquet", "item_id", item_ids, cfg.bad_statuses, paths),
+        item_know=item_know,
         user_pref=_generations(paths.llm / "user_preferences.parquet", "user_id", user_ids, cfg.bad_statuses, paths),
+        item_answer=(_generations(knowledge, "item_id", item_ids, cfg.bad_statuses, paths, text="answer")
+                     if has_answer else item_know),
     )
 
 
@@ -77,9 +85,10 @@ def _rerun(stage: str, paths: DatasetPaths) -> str:
 
 
 def _generations(
-    path: Path, id_column: str, known_ids: Sequence[int], bad_statuses: Sequence[str], paths: DatasetPaths
+    path: Path, id_column: str, known_ids: Sequence[int], bad_statuses: Sequence[str], paths: DatasetPaths,
+    text: str = "text",
 ) -> Generations:
-    table = _read(path, [id_column, "text", "status"], _rerun("generate", paths))
+    table = _read(path, [id_column, text, "status"], _rerun("generate", paths))
     ids = _unique_ids(table, id_column)
     known = set(known_ids)
     for i, status in zip(ids, table["status"]):
@@ -89,7 +98,7 @@ def _generations(
             raise EncodeInputError(
                 f"{path}: {id_column} {i} has status {status!r}, not one of {list(GENERATION_STATUSES)}"
             )
-    rows = {i: (text, status) for i, text, status in zip(ids, table["text"], table["status"])}
+    rows = {i: (t, status) for i, t, status in zip(ids, table[text], table["status"])}
     return classify(known_ids, rows, bad_statuses)
 
 

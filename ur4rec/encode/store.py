@@ -26,7 +26,7 @@ from ur4rec.encode.shards import ShardError, ShardReader, brief, chunk_bounds, r
 from ur4rec.errors import UserError
 from ur4rec.io import atomic_dir, write_json, write_parquet
 
-KINDS = ("user_pref", "item_know", "user_text", "item_text")
+KINDS = ("user_pref", "item_know", "user_text", "item_text", "item_answer")  # item_answer: item_know without its title
 INDEX_FILE = "index.parquet"
 META_FILE = "meta.json"
 FORMAT_VERSION = 1

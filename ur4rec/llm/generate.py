@@ -30,6 +30,7 @@ OUTPUTS = {"user": ("user_id", "user_preferences.parquet"), "item": ("item_id", 
 TABLE_SCHEMA = [
     ("prompt_hash", pa.string()),
     ("text", pa.string()),
+    ("answer", pa.string()),  # the model's text alone: `text` without what code added (llm.item_title)
     ("n_prompt_tokens", pa.int32()),
     ("n_output_tokens", pa.int32()),
     ("finish_reason", pa.string()),
@@ -89,6 +90,7 @@ def output_table(jobs: list[Job], kind: str, cache: LLMCache, errors: Mapping[st
             **{name: rec[name] for name in ("n_prompt_tokens", "n_output_tokens", "finish_reason", "status",
                                             "attempts", "model", "sampling_fingerprint", "raw")},
             "text": with_title(rec["text"], job.titles[0]) if titled else rec["text"],
+            "answer": rec["text"],
             "setting": "structured" if job.schema else "free",
             "prompt_order": cfg.prompt_order,
             "schema_fingerprint": job.schema.fingerprint if job.schema else None,

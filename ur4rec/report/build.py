@@ -12,8 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 
+from ur4rec.encode.store import EmbeddingStore, StoreError
+from ur4rec.eval.item_vectors import consecutive_pairs, one_hot, popularity_auc, vector_auc
 from ur4rec.eval.metrics import parse_metric
+from ur4rec.eval.reference import item_counts
 from ur4rec.eval.stats import PairedTest, bootstrap_ci, holm, paired_test
 from ur4rec.io import write_json, write_text
 from ur4rec.paths import BASE_ARM as BASE
@@ -250,7 +254,8 @@ def pretraining_section(plan: ReportPlan, root: Path, out: Path) -> list[str]:
 
 
 def llm_section(plan: ReportPlan, root: Path) -> list[str]:
-    """What the LLM wrote: statuses, and how much of its output copies its prompt (echo), per kind."""
+    """What the LLM wrote: statuses, how much of its output copies its prompt (echo), per kind, and what its
+    item vectors know."""
     stats = read_json(DatasetPaths(plan.dataset, root).llm / "stats.json")
     if not stats:
         return []
@@ -265,7 +270,39 @@ def llm_section(plan: ReportPlan, root: Path) -> list[str]:
             # Keys of `ur4rec.llm.echo.echo_summary`, the function that writes them.
             lines.append(f"| {kind} | {e.get('echo_share_median', nan):.3f} | {e.get('echo_share_mean', nan):.3f} | "
                          f"{e.get('share_truncated', nan):.1%} | {e.get('titles_repeated_mean', nan):.2f} |")
-    return [*lines, ""]
+    lines.append("")
+    return [*lines, *item_vector_section(DatasetPaths(plan.dataset, root))]
+
+
+def item_vector_section(paths: DatasetPaths, n_pairs: int = 20_000) -> list[str]:
+    """Co-consumption AUC of each item representation (`ur4rec.eval.item_vectors`): the LLM knowledge as
+    stored and as the model wrote it, the raw text, genre labels, and popularity as the level to clear."""
+    try:
+        store = EmbeddingStore(paths.emb)
+        inter = pl.read_parquet(paths.prepared / "interactions.parquet")
+        users = pl.read_parquet(paths.prepared / "users.parquet", columns=["user_id", "split"])
+        items = pl.read_parquet(paths.prepared / "items.parquet", columns=["item_id", "category_ids"]).sort("item_id")
+    except (OSError, ValueError, StoreError):
+        return []
+    train = inter.join(users.filter(pl.col("split") == "train").select("user_id"), on="user_id")
+    n_items = int(items["item_id"].max())
+    first, second, other = consecutive_pairs(train["user_id"].to_numpy(), train["item_id"].to_numpy(),
+                                             train["timestamp"].to_numpy(), n_pairs, n_items)
+    categories: list[list[int] | None] = [None] * n_items
+    for item, cats in items.iter_rows():
+        categories[item - 1] = cats
+    rows = [(label, vector_auc(store.table(kind, n_items + 1).numpy(), first, second, other))
+            for kind, label in (("item_know", "LLM item knowledge, as stored"),
+                                ("item_answer", "LLM item knowledge, the model's text alone"),
+                                ("item_text", "raw text (title, categories)")) if kind in store.kinds]
+    rows.append(("category labels (multi-hot)", vector_auc(one_hot(categories, n_items), first, second, other)))
+    rows.append(("popularity of the next item", popularity_auc(item_counts(train["item_id"].to_numpy(), n_items),
+                                                                second, other)))
+    return ["### Item vectors: do they tell co-consumed items apart?\n",
+            f"AUC of {len(first):,} consecutive pairs in training users' sequences against the same first item with "
+            "a uniformly drawn one, scored by the centred cosine of their vectors (0.5: nothing). Replaced "
+            "generations (the encoder's policy) count as they are stored.\n",
+            "| item representation | AUC |", "|---|---:|", *[f"| {label} | {auc:.3f} |" for label, auc in rows], ""]
 
 
 def selection_section(plan: ReportPlan, results: Results) -> list[str]:
