@@ -19,6 +19,7 @@ from typing import Callable, Protocol
 import torch
 from torch import Tensor, nn
 
+from ur4rec.precision import native_bf16
 from ur4rec.retriever.keys import preference_keys
 from ur4rec.retriever.model import Retriever, recording_cross_attention
 from ur4rec.retriever.variants import KarConfig, VariantConfig
@@ -185,8 +186,11 @@ class AugmentedRecommender(nn.Module):
         return self.backbone.item_repr(item_ids)
 
 
-def maybe_bf16(enabled: bool, device: torch.device):
-    """bf16 autocast for the retriever's matmuls (about 2.5× faster on CPUs with AVX512-BF16 or AMX)."""
+def maybe_bf16(enabled: bool | str, device: torch.device):
+    """bf16 autocast for the retriever's matmuls (about 2.5× faster on CPUs with AVX512-BF16 or AMX, 25×
+    slower where it is emulated): `auto` turns it on only where bf16 is native (`ur4rec.precision`)."""
+    if enabled == "auto":
+        enabled = native_bf16(device.type)
     if not enabled:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

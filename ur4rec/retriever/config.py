@@ -26,11 +26,13 @@ class ArchConfig:
     dropout: float = 0.1
     aggregate: str = "concat"  # eq. 9 Agg (see AGGREGATIONS)
     proxies_see_items: bool = False  # Figure 3(c) as drawn; False keeps fast path == per-item path
-    bf16: bool = True  # bf16 autocast for the retriever in joint training (weights stay fp32)
+    bf16: bool | str = "auto"  # bf16 autocast for the retriever (weights stay fp32): auto = where bf16 is native
 
     def __post_init__(self) -> None:
         if self.aggregate not in AGGREGATIONS:
             raise ParamsError(f"retriever.arch.aggregate: {self.aggregate!r} is not one of {AGGREGATIONS}")
+        if self.bf16 not in (True, False, "auto"):
+            raise ParamsError(f"retriever.arch.bf16: {self.bf16!r} is not true, false or auto")
         if self.n_layers < 1:
             raise ParamsError(f"retriever.arch.n_layers must be >= 1, got {self.n_layers}")
 

@@ -16,6 +16,7 @@ from ur4rec.errors import UserError
 from ur4rec.llm.config import LLMConfig
 from ur4rec.llm.models import ResolvedModel
 from ur4rec.llm.prompts import Messages
+from ur4rec.precision import llm_dtype
 
 
 class GenerationError(UserError, RuntimeError):
@@ -79,7 +80,7 @@ class Backend(abc.ABC):
     @property
     def model_identity(self) -> str:
         """Model part of the cache key: the weights' identity and the numeric precision they run at."""
-        return f"{self.model.identity}|{self.cfg.dtype}"
+        return f"{self.model.identity}|{llm_dtype(self.cfg.dtype)}"  # `auto` as resolved on this machine
 
     @abc.abstractmethod
     def render(self, messages: Messages) -> str:

@@ -18,18 +18,17 @@ from typing import Iterable, Iterator
 
 from ur4rec.llm.backends.base import MEMORY_HINT, Backend, Completion, GenerationError, Request, load_tokenizer
 from ur4rec.llm.prompts import ChatRenderer, Messages
+from ur4rec.precision import llm_dtype
 
 log = logging.getLogger(__name__)
 
 
 def torch_dtype(name: str):
-    """`auto` is bf16 where the device computes it natively (CUDA with bf16, or a CPU with oneDNN), else fp32."""
+    """`auto` is bf16 where the device computes it natively, else fp16 on a GPU and fp32 on a CPU
+    (`ur4rec.precision.llm_dtype`)."""
     import torch
 
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.bfloat16 if torch.backends.mkldnn.is_available() else torch.float32
+    name = llm_dtype(name)
     try:
         return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
     except KeyError:

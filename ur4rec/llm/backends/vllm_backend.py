@@ -14,6 +14,7 @@ from typing import Iterable, Iterator
 
 from ur4rec.llm.backends.base import MEMORY_HINT, Backend, Completion, GenerationError, Request, load_tokenizer
 from ur4rec.llm.prompts import ChatRenderer, Messages
+from ur4rec.precision import llm_dtype
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class VllmBackend(Backend):
         kwargs = dict(
             model=self.model.source,
             tokenizer=self.model.source,
-            dtype=self.cfg.dtype,
+            dtype=llm_dtype(self.cfg.dtype),
             tensor_parallel_size=v.tensor_parallel_size,
             gpu_memory_utilization=v.gpu_memory_utilization,
             max_model_len=v.max_model_len,
