@@ -63,3 +63,13 @@ def test_the_llm_cache_key_holds_the_resolved_precision(cpu, tmp_path):
 def test_this_machine_reads_its_flags():
     flags = open("/proc/cpuinfo").read().split()
     assert precision.cpu_native_bf16() == any(f in flags for f in precision.NATIVE_BF16_FLAGS)
+
+
+def test_the_encoder_resolves_auto_and_its_fingerprint_says_what_ran(cpu):
+    from ur4rec.encode.config import EncoderConfig
+
+    cpu(False)
+    assert EncoderConfig(dtype="auto").resolved_dtype == "fp32" and EncoderConfig(dtype="auto").torch_dtype == torch.float32
+    cpu(True)
+    assert EncoderConfig(dtype="auto").resolved_dtype == "bf16"
+    assert EncoderConfig(dtype="fp16").resolved_dtype == "fp16"

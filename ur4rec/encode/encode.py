@@ -122,6 +122,6 @@ def _generation_vectors(
 def _encoder_meta(cfg: EncoderConfig, encoder: FrozenEncoder) -> dict[str, Any]:
     return {
         "model": cfg.model, "fingerprint": encoder.fingerprint, "dim": encoder.dim, "pooling": cfg.pooling,
-        "max_length": cfg.max_length, "dtype": cfg.dtype, "normalize": cfg.normalize,
+        "max_length": cfg.max_length, "dtype": cfg.resolved_dtype, "normalize": cfg.normalize,
     }
 

@@ -66,7 +66,7 @@ def model_fingerprint(cfg: EncoderConfig, model_dir: Path) -> str:
     files = sorted({p for pattern in FINGERPRINT_FILES for p in model_dir.glob(pattern) if p.is_file()})
     if not any(p.suffix == ".safetensors" for p in files):
         raise EncoderError(f"{model_dir}: no *.safetensors weights (pickled checkpoints are refused)")
-    settings = {"pooling": cfg.pooling, "max_length": cfg.max_length, "dtype": cfg.dtype, "normalize": cfg.normalize}
+    settings = {"pooling": cfg.pooling, "max_length": cfg.max_length, "dtype": cfg.resolved_dtype, "normalize": cfg.normalize}
     parts = [json.dumps(settings, sort_keys=True)] + [f"{p.name}:{_file_sha256(p)}" for p in files]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
@@ -186,7 +186,7 @@ class FrozenEncoder:
     def encode_windows(self, texts: Sequence[str], progress: bool = True) -> Iterator[tuple[int, torch.Tensor]]:
         """`(start, vectors of texts[start : start + len(vectors)])`, one window of texts at a time, so a caller
         can persist finished work before the next window starts (a killed run loses one window at most)."""
-        desc = f"encode ({self.cfg.dtype})"
+        desc = f"encode ({self.cfg.resolved_dtype})"
         bar = tqdm(total=len(texts), desc=desc, unit="text", disable=not progress or not texts, mininterval=1.0)
         with bar, torch_threads(self.cfg.threads):
             for start in range(0, len(texts), SORT_WINDOW):
