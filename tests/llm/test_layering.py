@@ -9,7 +9,7 @@ from tests.conftest import REPO_ROOT
 
 LLM = REPO_ROOT / "ur4rec" / "llm"
 # Shared foundations every sibling package may use.
-ALLOWED = {"ur4rec.config", "ur4rec.io", "ur4rec.paths", "ur4rec.packaged", "ur4rec.errors"}
+ALLOWED = {"ur4rec.config", "ur4rec.io", "ur4rec.paths", "ur4rec.packaged", "ur4rec.errors", "ur4rec.precision"}
 
 
 def imports(path: Path) -> set[str]:

@@ -108,8 +108,8 @@ def test_structured_outputs_go_to_the_server_as_a_json_schema(server, tmp_path, 
     items = pl.read_parquet(paths.llm / "item_knowledge.parquet")
     ok = items.filter(pl.col("status") == "ok")
     assert ok.height > items.height // 2 and set(items["setting"]) == {"structured"}
-    for raw, text in zip(ok["raw"], ok["text"]):
-        assert text.startswith("genres: ") and set(json.loads(raw)) == {"genres", "note"}
+    for raw, text, answer in zip(ok["raw"], ok["text"], ok["answer"]):  # text: the title, then the answer
+        assert answer.startswith("genres: ") and text.endswith(". " + answer) and set(json.loads(raw)) == {"genres", "note"}
 
 
 def test_unreachable_server_is_a_clear_error(tiny_llama):
