@@ -132,14 +132,17 @@ def comparison_table(plan: ReportPlan, results: Results, arms: list[Arm], metric
     return "\n".join(lines), comparisons
 
 
+def control_mdes(plan: ReportPlan, comparisons: list[Comparison], alpha: float) -> list[float]:
+    """The minimum detectable difference of each of the table's comparisons against the control, at `alpha`."""
+    control, _ = reference_arms(plan)
+    return [min_detectable_effect(c.test.sd_diff, c.test.n_users, alpha, plan.cfg.power) for c in comparisons
+            if control is not None and c.reference == control.name]
+
+
 def table_mde(plan: ReportPlan, comparisons: list[Comparison]) -> float | None:
     """The median minimum detectable difference of the table's control comparisons, at `report.alpha`."""
-    control, _ = reference_arms(plan)
-    tests = [c.test for c in comparisons if control is not None and c.reference == control.name]
-    if not tests:
-        return None
-    return float(np.median([min_detectable_effect(t.sd_diff, t.n_users, plan.cfg.alpha, plan.cfg.power)
-                            for t in tests]))
+    mdes = control_mdes(plan, comparisons, plan.cfg.alpha)
+    return float(np.median(mdes)) if mdes else None
 
 
 def equivalence_table(plan: ReportPlan, comparisons: list[Comparison], metric: str) -> str:
@@ -170,8 +173,8 @@ def mde_note(plan: ReportPlan, comparisons: list[Comparison], metric: str) -> st
         return ""
     n = int(np.median([t.n_users for t in tests]))
     family = max(len(comparisons), 1)
-    raw = [min_detectable_effect(t.sd_diff, t.n_users, plan.cfg.alpha, plan.cfg.power) for t in tests]
-    strict = [min_detectable_effect(t.sd_diff, t.n_users, plan.cfg.alpha / family, plan.cfg.power) for t in tests]
+    raw = control_mdes(plan, comparisons, plan.cfg.alpha)
+    strict = control_mdes(plan, comparisons, plan.cfg.alpha / family)
     return (f"Minimum detectable {metric.upper()} difference against the control ({plan.cfg.power:.0%} power, "
             f"two-sided paired t-test on {n} test users): median {np.median(raw):.4f} (range {min(raw):.4f}–"
             f"{max(raw):.4f}) at α = {plan.cfg.alpha}; {np.median(strict):.4f} at the Bonferroni level "
