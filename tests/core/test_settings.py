@@ -13,6 +13,7 @@ from ur4rec.llm.prompts import item_context, load_template, user_context
 from ur4rec.retriever.augment import AUGMENTERS
 from ur4rec.retriever.variants import KINDS
 from ur4rec.runs.settings import load_settings, parse_settings
+from ur4rec.runs.spec import RunSpec
 
 SHIPPED = REPO_ROOT / "params.yaml"
 
@@ -68,6 +69,8 @@ def test_registries_implement_exactly_the_names_params_may_use():
     ("variant.ur4rec.kind=retriever", "'retriever' is not one of"),
     ("prepare.train_samples_per_user=some", "an integer >= 1 or 'all'"),
     ("retriever.per_backbone={prm: {n_proxies: 8, z_history: 10}}", "no entry for backbone 'dlcm'"),
+    ("retriever.per_backbone.prm.joint={warmstart: false}", "retriever.per_backbone.prm.joint: unknown parameter(s) ['warmstart']"),
+    ("retriever.per_backbone.prm.joint={epochs: many}", "retriever.per_backbone.prm.joint.epochs: expected an integer"),
 ])
 def test_bad_settings_are_refused_up_front(override, message):
     params = shipped(override)
@@ -91,6 +94,28 @@ def test_train_config_of_a_run_takes_its_seed_the_backbone_lr_and_the_joint_over
     assert base.seed == 7 and base.lr == s.backbone["sasrec"].config.lr and base.epochs == s.train.epochs
     joint = s.train_config("sasrec", seed=7, joint=True)
     assert joint.lr == s.retriever.joint.backbone_lr and joint.epochs == s.retriever.joint.epochs
+
+
+def test_a_backbone_regime_reaches_every_arm_of_that_backbone_and_no_other():
+    s = parse_settings(shipped("retriever.per_backbone.sasrec.joint={warm_start: false, epochs: null, backbone_lr: null}"))
+    sasrec, gru = s.train_config("sasrec", seed=0, joint=True), s.train_config("gru4rec", seed=0, joint=True)
+    assert sasrec.epochs == s.train.epochs and sasrec.lr == s.backbone["sasrec"].config.lr
+    assert gru.epochs == s.retriever.joint.epochs and gru.lr == s.retriever.joint.backbone_lr
+    for variant, warm in (("control", False), ("bert", False)):
+        assert s.resolve(RunSpec("ml-100k", "sasrec", variant, 0)).retriever.joint.warm_start is warm
+    assert s.resolve(RunSpec("ml-100k", "gru4rec", "bert", 0)).retriever.joint.warm_start is True
+    assert s.retriever.joint.warm_start is True  # the shared section itself is untouched
+
+
+def test_the_shipped_regime_trains_history_blind_rerankers_from_scratch_and_warm_starts_sequential_ones():
+    s = load_settings(SHIPPED)
+    for backbone in ("dlcm", "prm", "setrank"):
+        cfg = s.train_config(backbone, seed=0, joint=True)
+        assert not s.retriever.joint_for(backbone).warm_start
+        assert (cfg.epochs, cfg.patience, cfg.lr) == (s.train.epochs, s.train.patience, s.backbone[backbone].config.lr)
+    for backbone in ("gru4rec", "sasrec"):
+        assert s.retriever.joint_for(backbone).warm_start
+        assert s.train_config(backbone, seed=0, joint=True).epochs == s.retriever.joint.epochs
 
 
 def test_a_backbone_may_bound_its_own_base_epochs():

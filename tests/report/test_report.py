@@ -102,10 +102,12 @@ def test_model_selection_says_how_often_an_arm_kept_its_start(tmp_path):
     runs = DatasetPaths("toy", tmp_path)
     write_json(runs.run("prm", "control", 0).train / "fit.json", {"best_epoch": 1, "epochs_run": 3, "start_valid": None})
     write_json(runs.run("prm", "llm", 0).train / "fit.json", {"best_epoch": -1, "epochs_run": 2, "start_valid": 0.3})
+    write_json(runs.run("prm", "control", 0).train / "config.json", {"arm": "control", "joint": {"warm_start": False}})
+    write_json(runs.run("prm", "llm", 0).train / "config.json", {"arm": "llm", "joint": {"warm_start": True}})
     build_report(plan(), root=tmp_path)
     section = (tmp_path / "report" / "toy" / "results.md").read_text().split("## Model selection", 1)[1]
-    assert row(section, "prm", "control") == "| prm | control | 0/1 | 0/1 | 2/3 |"
-    assert row(section, "prm", "llm") == "| prm | llm | 1/1 | 1/1 | 0/2 |"
+    assert row(section, "prm", "control") == "| prm | control | from scratch | 0/1 | 0/1 | 2/3 |"
+    assert row(section, "prm", "llm") == "| prm | llm | warm start | 1/1 | 1/1 | 0/2 |"
 
 
 def test_several_seeds_give_a_spread_and_pool_users_over_seeds(tmp_path):

@@ -87,6 +87,8 @@ def tiny_params(bert_folder: Path, *overrides: str) -> dict:
                  "retriever.arch.dropout=0.0", "retriever.pretrain.epochs=2", "retriever.pretrain.batch_size=16",
                  "retriever.pretrain.lr=1e-3", "retriever.per_backbone.prm.n_proxies=4",
                  "retriever.per_backbone.gru4rec={n_proxies: 4, z_history: 20}", "retriever.joint.threads=1",
+                 # the warm start, which most tests here are about (the shipped from-scratch PRM: test_joint.py)
+                 "retriever.per_backbone.prm.joint={}",
                  "variant.kar.kar={n_shared: 1, n_dedicated: 1, hidden: 16, out_dim: 8, dropout: 0.0}", *overrides):
         apply_override(params, item)
     return params

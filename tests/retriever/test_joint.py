@@ -140,6 +140,32 @@ def test_train_then_evaluate_an_arm(tiny_project, backbone, variant):
                 assert len(layer) == len(row["z_items"]) and sum(layer) == pytest.approx(1, abs=1e-4)
 
 
+FROM_SCRATCH = "retriever.per_backbone.prm.joint={warm_start: false, epochs: null, patience: null, backbone_lr: null, augmenter_lr: null}"
+
+
+@pytest.mark.parametrize("variant", ["control", "ur4rec"])
+def test_a_from_scratch_backbone_trains_its_arms_fresh_on_base_schedule(tiny_project, tiny_bert, tmp_path, variant):
+    """The shipped regime of the history-blind rerankers: no Base weights, Base's epochs and learning rate."""
+    source, _ = tiny_project
+    root = tmp_path / "data"
+    shutil.copytree(source, root)
+    s = tiny_settings(tiny_bert, FROM_SCRATCH)
+    spec = RunSpec("fx", "prm", variant, 0)
+    pretrain(s, spec, root)
+    torch.manual_seed(0)
+    model, groups = build_model(s.resolve(spec, root), catalog_of(s.resolve(spec, root)), training=True)
+    valid = load_split(spec.paths(root).dataset, "valid", 10, 60)
+    assert not np.allclose(predict(model.eval(), valid), predict(base_model(root, s), valid), atol=1e-3)
+    assert "lr" not in groups[1]  # the fresh fusion at the loop's rate, which is Base's (below)
+    train(s, spec, root)
+    run = spec.paths(root)
+    config = json.loads((run.train / "config.json").read_text())
+    assert config["joint"]["warm_start"] is False and config["train_config"]["epochs"] == s.train.epochs
+    assert config["train_config"]["lr"] == s.backbone["prm"].config.lr
+    assert 0 <= evaluate(s, spec, root)["ndcg@10"] <= 1
+    assert s.resolve(RunSpec("fx", "gru4rec", variant, 0), root).retriever.joint.warm_start  # its own regime
+
+
 def test_joint_training_moves_the_pretrained_retriever_and_the_backbone(tiny_project):
     root, s = tiny_project
     spec = RunSpec("fx", "prm", "ur4rec", 0)

@@ -320,13 +320,26 @@ def selection_section(plan: ReportPlan, results: Results) -> list[str]:
             kept_start = sum(f["best_epoch"] < 0 for f in fits)
             scored_start = sum(f.get("start_valid") is not None for f in fits)
             epochs = ", ".join(f"{f['best_epoch'] + 1}/{f['epochs_run']}" for f in fits)
-            rows.append(f"| {backbone} | {arm.name} | {kept_start}/{len(fits)} | {scored_start}/{len(fits)} | {epochs} |")
+            regime = run_regime(read_json(results.runs[(backbone, arm.name, results.seeds(backbone, arm.name)[0])]
+                                          .paths.train / "config.json") or {})
+            rows.append(f"| {backbone} | {arm.name} | {regime} | {kept_start}/{len(fits)} | {scored_start}/{len(fits)} "
+                        f"| {epochs} |")
     if not rows:
         return []
     return ["## Model selection\n", "Kept epoch of each run on validation (0 = the starting weights, which compete only "
-            "where they were scored: `retriever.joint.validate_start`).\n",
-            "| Backbone | Arm | kept start | start scored | kept epoch / epochs run, by seed |", "|---|---|---:|---:|---|",
-            *rows, ""]
+            "where they were scored: `retriever.joint.validate_start`). Regime: Base trains from scratch; an arm "
+            "either fine-tunes its Base (warm start) or trains from scratch on Base's schedule "
+            "(`retriever.per_backbone.<name>.joint`), as every arm of its backbone does.\n",
+            "| Backbone | Arm | regime | kept start | start scored | kept epoch / epochs run, by seed |",
+            "|---|---|---|---:|---:|---|", *rows, ""]
+
+
+def run_regime(config: dict) -> str:
+    """How a run started, from its recorded config: Base, or an arm's `retriever.joint.warm_start`."""
+    joint = config.get("joint")
+    if not joint:
+        return "from scratch" if config else "?"
+    return "warm start" if joint.get("warm_start", True) else "from scratch"
 
 
 def cost_section(plan: ReportPlan, results: Results) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -43,6 +44,9 @@ class BackboneRetrieverConfig:
 
     n_proxies: int = 8
     z_history: int = 10  # history items whose knowledge joins e_u in Z (eq. 5); the backbone's history length
+    # `retriever.joint` keys this backbone sets otherwise (its training regime: e.g. from scratch on Base's
+    # schedule for the history-blind rerankers); every arm of the backbone, the control included, reads them
+    joint: dict[str, Any] = field(default_factory=dict)
 
 
 NEGATIVE_SAMPLING = ("uniform", "popularity")
@@ -108,6 +112,14 @@ class RetrieverConfig:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     joint: JointConfig = field(default_factory=JointConfig)
 
+    def joint_for(self, backbone: str, model: str | None = None) -> JointConfig:
+        """`retriever.joint` with the backbone's (else its model family's) `per_backbone.<name>.joint` keys over it."""
+        entry = next((self.per_backbone[k] for k in (backbone, model) if k in self.per_backbone), None)
+        if entry is None or not entry.joint:
+            return self.joint
+        return section(JointConfig, {**dataclasses.asdict(self.joint), **entry.joint},
+                       f"retriever.per_backbone.{backbone if backbone in self.per_backbone else model}.joint")
+
     def for_backbone(self, backbone: str, model: str | None = None) -> BackboneRetrieverConfig:
         """The entry of `backbone` (a name in `backbones:`), else that of its model family (`dlcm`, ...)."""
         for key in (backbone, model):
@@ -127,4 +139,6 @@ def parse_retriever(block: Mapping[str, Any] | None) -> RetrieverConfig:
     }
     cfg = section(RetrieverConfig, raw, "retriever")
     cfg.per_backbone = per_backbone
+    for name in per_backbone:
+        cfg.joint_for(name)  # an unknown or mistyped key is an error now, naming its backbone
     return cfg

@@ -3,11 +3,14 @@
 The model is `AugmentedRecommender(backbone(aug_dim=A), augmenter)`, trained by `ur4rec.train.loop` on the
 backbone's loss, so retriever (or KAR adaptor) and backbone learn together.
 
-Warm start (`retriever.joint.warm_start`, on by default, for every arm alike, the control included): the
+Warm start (`retriever.joint.warm_start`, for every arm of a backbone alike, the control included): the
 backbone starts from its Base checkpoint and the fusion (`Backbone.fuse_as_identity`) returns h_i whatever the
 aug, so every arm starts exactly as Base. The pre-trained retriever was aligned to those very h_i, which is
 why the paper pre-trains on the trained Base. The backbone then fine-tunes at the loop's lr (`backbone_lr`),
-the fresh parts and the retriever at their own (`param_groups`).
+the fresh parts and the retriever at their own (`param_groups`). A backbone may train its arms from scratch
+instead (`retriever.per_backbone.<name>.joint`, the shipped regime of the history-blind rerankers): the
+backbone then starts fresh on Base's schedule, its control is Base retrained with a zeroed augmentation, and
+UR4Rec's retriever still starts from its pre-training against the trained Base.
 """
 
 from __future__ import annotations

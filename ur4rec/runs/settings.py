@@ -107,13 +107,13 @@ class Settings(TextSettings):
         """The loop settings of one run: `train:`, the backbone's lr (unless `train.lr`) and epoch bound, the
         run's seed, and for the augmented arms the `retriever.joint` overrides."""
         cfg = dataclasses.replace(self.train, seed=seed)
-        own = self.backbone_spec(backbone).config
+        own, own_model = self.backbone_spec(backbone).config, self.backbone_spec(backbone).model
         if cfg.lr is None:
             cfg = dataclasses.replace(cfg, lr=own.lr)
         if own.epochs is not None:
             cfg = dataclasses.replace(cfg, epochs=own.epochs)
         if joint:
-            cfg = dataclasses.replace(cfg, **self.retriever.joint.train_overrides())
+            cfg = dataclasses.replace(cfg, **self.retriever.joint_for(backbone, own_model).train_overrides())
         return cfg
 
     def per_backbone(self, backbone: str) -> BackboneRetrieverConfig:
@@ -125,7 +125,9 @@ class Settings(TextSettings):
         variant = None if spec.variant is None else self.variant_config(spec.variant)
         per = self.retriever.per_backbone
         per_backbone = next((per[k] for k in (spec.backbone, bspec.model) if k in per), None)
-        return Run(spec, bspec, variant, self.retriever, per_backbone,
+        # the run's own regime: `retriever.joint` with its backbone's overrides, so every reader of the run sees one
+        retriever = dataclasses.replace(self.retriever, joint=self.retriever.joint_for(spec.backbone, bspec.model))
+        return Run(spec, bspec, variant, retriever, per_backbone,
                    self.train_config(spec.backbone, spec.seed, joint=variant is not None), spec.paths(root))
 
 
