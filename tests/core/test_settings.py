@@ -69,6 +69,7 @@ def test_registries_implement_exactly_the_names_params_may_use():
     ("variant.ur4rec.kind=retriever", "'retriever' is not one of"),
     ("prepare.train_samples_per_user=some", "an integer >= 1 or 'all'"),
     ("retriever.per_backbone={prm: {n_proxies: 8, z_history: 10}}", "no entry for backbone 'dlcm'"),
+    ("dataset.ml-1m.paper_table=ml1m", "paper_table: 'ml1m' is not one of ml-1m, amazon-books, steam"),
     ("retriever.per_backbone.prm.joint={warmstart: false}", "retriever.per_backbone.prm.joint: unknown parameter(s) ['warmstart']"),
     ("retriever.per_backbone.prm.joint={epochs: many}", "retriever.per_backbone.prm.joint.epochs: expected an integer"),
 ])

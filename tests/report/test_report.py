@@ -1,5 +1,6 @@
 """The report: user-level statistics, Holm-adjusted marks against the control and KAR, the MDE, and plots."""
 
+import dataclasses
 import json
 import zlib
 
@@ -245,3 +246,22 @@ def test_the_llm_section_measures_what_item_vectors_know_from_training_users_onl
     assert auc["LLM item knowledge, as stored"] > 0.8 and auc["category labels (multi-hot)"] > 0.8
     assert abs(auc["raw text (title, categories)"] - 0.5) < 0.08
     assert "popularity of the next item" in auc and "LLM item knowledge, the model's text alone" not in auc
+
+
+def test_a_dataset_standing_for_ml1m_prints_the_papers_table_2_beside_its_own(tmp_path):
+    for arm, shift in (("base", 0.0), ("control", 0.0), ("llm", 0.05), ("ur4rec", 0.1), ("llm-shuffled", 0.0)):
+        write_run(tmp_path, "prm", arm, shift)
+    p = plan(negatives=True)
+    build_report(p, root=tmp_path)
+    assert "Table 2" not in (tmp_path / "report" / "toy" / "results.md").read_text()  # not a paper dataset
+    build_report(dataclasses.replace(p, paper_table="ml-1m", models={"prm": "prm"}), root=tmp_path)
+    md = (tmp_path / "report" / "toy" / "results.md").read_text()
+    section = md.split("## The paper's Table 2 (ml-1m) beside ours", 1)[1].split("\n## ", 1)[0]
+    base = json.loads((DatasetPaths("toy", tmp_path).run("prm", "base", 0).eval / "metrics.json").read_text())
+    cells = row(section, "prm", "Base").strip("|").split("|")
+    assert float(cells[5]) == pytest.approx(base["ndcg@5"], abs=6e-4)  # ours, N@5
+    assert [c.strip() for c in cells[6:10]] == ["0.156", "0.242", "0.156", "0.283"]  # the paper's PRM Base
+    ur4rec = row(section, "prm", "UR4Rec").strip("|").split("|")
+    assert ur4rec[-1].strip().endswith(f"/ {0.649 - 0.283:+.3f}")  # the paper's gain over its Base
+    assert float(ur4rec[-1].split("/")[0]) == pytest.approx(0.1, abs=0.01)  # ours: the shift written above
+    assert "control" not in section and "shuffled" not in section  # only the arms the paper has

@@ -24,12 +24,16 @@ class DatasetConfig:
     k_core: int = 5
     prepare: dict[str, Any] = field(default_factory=dict)  # this dataset's overrides of the `prepare:` section
     clean_twin: Optional[str] = None  # a LEAKY dataset: the clean dataset it mirrors (the report compares gains)
+    paper_table: Optional[str] = None  # the paper's Table 2 columns it stands for (ml-1m | amazon-books | steam),
+                                       # printed beside the report's own numbers
 
     def __post_init__(self) -> None:
         if self.k_core < 1:
             raise ParamsError(f"k_core must be an integer >= 1 (1 keeps everything), got {self.k_core}")
         if self.min_rating < 0:
             raise ParamsError(f"min_rating must be >= 0, got {self.min_rating}")
+        if self.paper_table not in (None, "ml-1m", "amazon-books", "steam"):
+            raise ParamsError(f"paper_table: {self.paper_table!r} is not one of ml-1m, amazon-books, steam (or null)")
 
 
 PROTOCOLS = ("last", "kar")

@@ -25,6 +25,7 @@ from ur4rec.paths import DATA_ROOT, DatasetPaths, report_dir
 from ur4rec.report.collect import Results, collect, read_json
 from ur4rec.report.html import write_html
 from ur4rec.report.plan import Arm, ReportPlan
+from ur4rec.report.paper import paper_section
 from ur4rec.report.plots import arm_bars, pretrain_curves, proxy_sweep
 from ur4rec.report.tables import (
     compare,
@@ -65,6 +66,7 @@ def build_report(plan: ReportPlan, root: Path = DATA_ROOT) -> dict[str, Any]:
     table, comparisons = comparison_table(plan, results, main, focus)
     parts += [f"## {focus.upper()}: intervals and tests\n", table, "", mde_note(plan, comparisons, focus), ""]
     parts += reference_section(plan, results)
+    parts += paper_section(plan, results)
     if ablations:
         anchor = [a for a in main if a.is_control or (a.variant is not None and a.variant.uses_retriever)]
         ab_arms = anchor + ablations

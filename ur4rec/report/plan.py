@@ -48,6 +48,7 @@ class ReportPlan:
     n_negatives: int = 10      # pre-training M, for the chance level of its curves
     references: list[str] = field(default_factory=list)  # reference scorers shown as rows of every table (toppop, ...)
     drilldown_users: int = 100  # the page's drill-down sample when no run saved one (evaluate.drilldown_users)
+    paper_table: str | None = None  # the paper's Table 2 columns this dataset stands for (ml-1m, ...), printed beside
 
     @property
     def metrics(self) -> list[str]:

@@ -24,7 +24,8 @@ def report_plan(s: Settings, dataset: str) -> ReportPlan:
                       ks=list(s.evaluate.ks), n_candidates=s.prepare_for(dataset).n_candidates, cfg=s.report,
                       leaky=s.is_leaky(dataset), clean_twin=s.dataset_config(dataset).clean_twin,
                       n_negatives=s.retriever.pretrain.n_negatives, drilldown_users=s.evaluate.drilldown_users,
-                      models={b: s.backbone_spec(b).model for b in s.backbones}, references=list(SCORERS))
+                      models={b: s.backbone_spec(b).model for b in s.backbones}, references=list(SCORERS),
+                      paper_table=s.dataset_config(dataset).paper_table)
 
 
 def report(s: Settings, dataset: str, root: Path = DATA_ROOT) -> dict[str, Any]:
