@@ -33,13 +33,22 @@ def native_bf16(device_type: str = "cpu") -> bool:
     return cpu_native_bf16()
 
 
+def auto_precision(on_gpu: bool) -> str:
+    """What `auto` resolves to, for every setting that has it: bf16 where native, else fp16 on a GPU and fp32
+    on a CPU."""
+    if on_gpu:
+        return "bf16" if native_bf16("cuda") else "fp16"
+    return "bf16" if native_bf16("cpu") else "fp32"
+
+
+ENGINE_NAMES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
 def llm_dtype(name: str) -> str:
-    """`llm.dtype` as the engine gets it: `auto` is bfloat16 where native, float16 on a GPU without bf16,
-    float32 on a CPU without it; any other value as written."""
+    """`llm.dtype` as the engine gets it: `auto` resolved (`auto_precision`) into the engine's names; any
+    other value as written."""
     if name != "auto":
         return name
     import torch
 
-    if torch.cuda.is_available():
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    return "bfloat16" if cpu_native_bf16() else "float32"
+    return ENGINE_NAMES[auto_precision(torch.cuda.is_available())]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ur4rec.config import ParamsError
-from ur4rec.precision import native_bf16
+from ur4rec.precision import auto_precision
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 STORAGE_DTYPES = ("fp32", "fp16")
@@ -61,10 +61,7 @@ class EncoderConfig:
         50× slower than fp32 on an AVX2 CPU); part of the encoder fingerprint, so of every cache key."""
         if self.dtype != "auto":
             return self.dtype
-        on_gpu = self.device in ("cuda", "auto") and torch.cuda.is_available()
-        if on_gpu:
-            return "bf16" if native_bf16("cuda") else "fp16"
-        return "bf16" if native_bf16("cpu") else "fp32"
+        return auto_precision(self.device in ("cuda", "auto") and torch.cuda.is_available())
 
     @property
     def torch_dtype(self) -> torch.dtype:
