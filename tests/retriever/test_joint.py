@@ -148,7 +148,7 @@ def test_a_from_scratch_backbone_trains_its_arms_fresh_on_base_schedule(tiny_pro
     source, _ = tiny_project
     root = tmp_path / "data"
     shutil.copytree(source, root)
-    s = tiny_settings(tiny_bert, FROM_SCRATCH)
+    s = tiny_settings(tiny_bert, FROM_SCRATCH, "train.epochs=1", "retriever.pretrain.epochs=1")
     variant = "ur4rec"  # pre-trained against Base, then joint training with a fresh backbone
     spec = RunSpec("fx", "prm", variant, 0)
     pretrain(s, spec, root)
