@@ -112,23 +112,26 @@ class RetrieverConfig:
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     joint: JointConfig = field(default_factory=JointConfig)
 
+    def entry(self, backbone: str, model: str | None = None) -> BackboneRetrieverConfig | None:
+        """The entry of `backbone` (a name in `backbones:`), else that of its model family (`dlcm`, ...), or None."""
+        return next((self.per_backbone[k] for k in (backbone, model) if k in self.per_backbone), None)
+
     def joint_for(self, backbone: str, model: str | None = None) -> JointConfig:
         """`retriever.joint` with the backbone's (else its model family's) `per_backbone.<name>.joint` keys over it."""
-        entry = next((self.per_backbone[k] for k in (backbone, model) if k in self.per_backbone), None)
+        entry = self.entry(backbone, model)
         if entry is None or not entry.joint:
             return self.joint
         return section(JointConfig, {**dataclasses.asdict(self.joint), **entry.joint},
                        f"retriever.per_backbone.{backbone if backbone in self.per_backbone else model}.joint")
 
     def for_backbone(self, backbone: str, model: str | None = None) -> BackboneRetrieverConfig:
-        """The entry of `backbone` (a name in `backbones:`), else that of its model family (`dlcm`, ...)."""
-        for key in (backbone, model):
-            if key in self.per_backbone:
-                return self.per_backbone[key]
-        raise ParamsError(
-            f"retriever.per_backbone has no entry for backbone {backbone!r} (model {model!r}); known: {sorted(self.per_backbone)}"
-        )
-
+        """`entry`, required: an error naming the known entries when there is none."""
+        entry = self.entry(backbone, model)
+        if entry is None:
+            raise ParamsError(
+                f"retriever.per_backbone has no entry for backbone {backbone!r} (model {model!r}); known: {sorted(self.per_backbone)}"
+            )
+        return entry
 
 def parse_retriever(block: Mapping[str, Any] | None) -> RetrieverConfig:
     """The typed `retriever:` section (per-backbone entries are typed one by one)."""

@@ -123,8 +123,7 @@ class Settings(TextSettings):
         """The run `spec` names, every name looked up once."""
         bspec = self.backbone_spec(spec.backbone)
         variant = None if spec.variant is None else self.variant_config(spec.variant)
-        per = self.retriever.per_backbone
-        per_backbone = next((per[k] for k in (spec.backbone, bspec.model) if k in per), None)
+        per_backbone = self.retriever.entry(spec.backbone, bspec.model)
         # the run's own regime: `retriever.joint` with its backbone's overrides, so every reader of the run sees one
         retriever = dataclasses.replace(self.retriever, joint=self.retriever.joint_for(spec.backbone, bspec.model))
         return Run(spec, bspec, variant, retriever, per_backbone,
