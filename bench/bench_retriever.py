@@ -10,6 +10,11 @@
   kernels     the UR4Rec joint epoch with the retriever's own attention and dropout kernels (mask (c) attended
               over each item's K + 1 keys; dropout masks from 16-bit draws) vs the reference ones
               (`scaled_dot_product_attention` over the dense mask with `dropout_p`, `F.dropout`), same model
+  floor       where a UR4Rec joint step goes (torch.profiler: the matrix products' share of CPU time) and the
+              retriever's multiply-adds per list counted from its shapes, split into the part eq. 9 computes
+              per (user, candidate) pair (cross-attention output, FFN: no cache can share it) and the part that
+              depends on the item or the user alone; the lower bound of the epoch ratio if everything
+              shareable cost nothing
 
 The joint arm is `ur4rec-no-pretrain`: the UR4Rec model without the pre-trained weights, which a benchmark has
 no time to produce (the speed does not depend on the weights); for the same reason the joint run does not
@@ -171,6 +176,41 @@ def bench_pretrain(s, backbone: str, root: Path, batches: int) -> dict:
             "full_epoch_s": task.n_train / (n / seconds), "K": retriever.n_proxies, "z_keys": 1 + task.z_history}
 
 
+def retriever_macs(width: int, ffn: int, k: int, c: int, z: int) -> dict[str, float]:
+    """Multiply-adds of one retriever block's forward pass for one list (K proxies, C candidates, Z keys):
+    `pair` is computed per (user, candidate) and cannot be shared; `shareable` depends on the item alone (in the
+    first block, the default's only one: its projections, its self-attention over the item-blind proxies, its
+    cross-attention query; training's per-position dropout makes the query per pair, so this bound is loose
+    there) or on the user alone (Z's keys and values, the proxies' whole pass)."""
+    w2 = width * width
+    pair = c * (w2 + 2 * width * ffn + 2 * z * width)  # cross-attention output projection, FFN, scores + values
+    shareable = c * (4 * w2 + 2 * (k + 1) * width + w2) + 2 * z * w2 + k * (6 * w2 + 2 * (k + z) * width + 2 * width * ffn)
+    return {"pair": float(pair), "shareable": float(shareable)}
+
+
+def bench_floor(s, backbone: str, root: Path, batches: int) -> dict:
+    from torch.profiler import ProfilerActivity, profile
+
+    from ur4rec.runs.spec import RunSpec
+    from ur4rec.runs.training import prepare_run
+
+    run = prepare_run(s, RunSpec(DATASET, backbone, JOINT_ARM, 0), root)
+    epoch = epoch_runner(run.model, run.groups, FirstBatches(run.task, batches), run.cfg)
+    epoch()  # warm-up outside the profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        epoch()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    products = sum(e.self_cpu_time_total for e in events if e.key in ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"))
+    retriever = run.model.augmenter.retriever
+    block = retriever.blocks[0]
+    macs = retriever_macs(retriever.width, block.ffn.intermediate.out_features, retriever.n_proxies,
+                          run.task.train.n_candidates, 1 + s.per_backbone(backbone).z_history)
+    share_pair = macs["pair"] / (macs["pair"] + macs["shareable"])
+    return {"backbone": backbone, "matmul_share": products / total, "retriever_macs_per_list": macs,
+            "pair_share_of_retriever_macs": share_pair, "n_layers": len(retriever.blocks)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbones", nargs="+", default=["prm", "gru4rec"])
@@ -191,6 +231,7 @@ def main() -> None:
         out["joint_epoch"] = [bench_joint_epoch(s, bb, root, args.batches, args.repeats) for bb in args.backbones]
         out["pretrain"] = [bench_pretrain(s, bb, root, args.batches) for bb in args.backbones]
         out["kernels"] = [bench_kernels(s, bb, root, args.batches, args.repeats) for bb in args.backbones]
+        out["floor"] = [bench_floor(s, bb, root, args.batches) for bb in args.backbones]
     out["machine"] = machine()
     report(out)
     write_result("retriever" if args.widths == "default" else "retriever-paper", out)
@@ -213,6 +254,14 @@ def report(out: dict) -> None:
     for r in out["kernels"]:
         print(f"kernels    {r['backbone']:<8} UR4Rec epoch {r['own_epoch_s']:7.1f} s with the retriever's kernels, "
               f"{r['reference_epoch_s']:7.1f} s with torch's -> {r['speedup']:.2f}x")
+    ratios = {r["backbone"]: r["ratio"] for r in out["joint_epoch"]}
+    for r in out["floor"]:
+        m, pair = r["retriever_macs_per_list"], r["pair_share_of_retriever_macs"]
+        # If everything shareable were free, the retriever would still cost `pair` of its multiply-adds.
+        floor = 1 + (ratios[r["backbone"]] - 1) * pair
+        print(f"floor      {r['backbone']:<8} matrix products {r['matmul_share']:.0%} of a joint step's CPU time; "
+              f"retriever {(m['pair'] + m['shareable']) / 1e6:.0f} M multiply-adds per list and block, "
+              f"{pair:.0%} per (user, candidate) pair -> epoch ratio >= {floor:.2f}x with all the rest shared")
 
 
 if __name__ == "__main__":

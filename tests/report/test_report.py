@@ -97,6 +97,24 @@ def test_negative_controls_get_their_own_table_against_the_control(tmp_path):
     # -0.0012 [-0.0024, +0.0000]: not significant, and not inside the margin either: too little power to tell
     assert row(verdicts, "prm", "llm-shuffled").endswith("| no | 0.214 | inconclusive |")
     assert row(verdicts, "gru4rec", "llm-shuffled").endswith("| yes | 1 | equivalent |")
+    # what the content adds: llm against its twins; on prm llm sits 0.1 below the random twin
+    content = section.split("What the content adds", 1)[1]
+    assert row(content, "prm", "llm").startswith("| prm | llm | llm-shuffled | +0.0")
+    llm_vs_random = next(line for line in content.splitlines() if line.startswith("| prm | llm | llm-random |"))
+    assert float(llm_vs_random.split("|")[4].split()[0]) == pytest.approx(-0.1, abs=0.01)
+    assert float(llm_vs_random.split("|")[6]) < 0.05
+
+
+def test_a_negative_control_finds_the_real_arm_it_stands_in_for():
+    from ur4rec.report.tables import real_twin
+
+    arms = plan(negatives=True).arms + [
+        Arm("kar-random-knowledge", VariantConfig(kind="kar", item_content="random", family="negative_control")),
+        Arm("ur4rec-no-llm-shuffled", VariantConfig(kind="ur4rec", z_source="bert", content="shuffled",
+                                                    family="negative_control"))]
+    twins = {a.name: (real_twin(a, arms) or Arm("none", None)).name for a in arms if a.family == "negative_control"}
+    assert twins == {"llm-shuffled": "llm", "llm-random": "llm", "kar-random-knowledge": "kar",
+                     "ur4rec-no-llm-shuffled": "none"}  # no real arm reads raw-text Z here
 
 
 def test_model_selection_says_how_often_an_arm_kept_its_start(tmp_path):

@@ -105,7 +105,7 @@ def test_bad_content_or_fusion_is_a_params_error_naming_the_key(override, messag
 def test_the_negative_controls_are_registered_and_typed():
     s = parse_settings(load_params(REPO_ROOT / "params.yaml"))
     members = s.variant_sets["negative_controls"]
-    assert {"llm-shuffled", "llm-random", "ur4rec-shuffled", "ur4rec-random-keys"} <= set(members)
+    assert {"llm-shuffled", "llm-random", "kar-random-knowledge", "kar-shuffled", "ur4rec-shuffled", "ur4rec-random-keys"} <= set(members)
     assert set(members) <= set(s.variant_sets["study"])
     for name in members:
         v = s.variant_config(name)

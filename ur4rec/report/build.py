@@ -30,6 +30,7 @@ from ur4rec.report.plots import arm_bars, pretrain_curves, proxy_sweep
 from ur4rec.report.tables import (
     compare,
     comparison_table,
+    content_table,
     equivalence_table,
     mde_note,
     reference_arms,
@@ -81,6 +82,10 @@ def build_report(plan: ReportPlan, root: Path = DATA_ROOT) -> dict[str, Any]:
         parts += ["## Negative controls\n", results_table(plan, results, nc_arms, [focus]), "", nc_table, "",
                   mde_note(plan, nc_comparisons, focus), "", "Equivalence to the control (the target: every negative "
                   "control's 95% CI inside ± the table's median MDE):\n", equivalence_table(plan, nc_comparisons, focus), ""]
+        content = content_table(plan, results, negatives, focus)
+        if content:
+            parts += ["What the content adds: each real arm against its content-free twin (same variant, fusion and "
+                      "training; Holm over this table):\n", content, ""]
     arm_bars(plan, results, main, focus, random_focus, out / "bars.png")
     parts.append("![bars](bars.png)\n")
     if proxy_sweep(plan, results, focus, out / "proxy_sweep.png"):
