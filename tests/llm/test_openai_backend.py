@@ -72,10 +72,21 @@ def server(tiny_llama, tmp_path_factory):
             proc.wait()
 
 
+def few_prompts(prepared, root, n_users: int = 2):
+    """The prepared fixture cut to its first users and the items their LLM histories show: every prompt kind,
+    a few prompts (each one a real round trip to the server)."""
+    paths = copy_prepared(prepared, root)
+    users = pl.read_parquet(paths.prepared / "users.parquet").head(n_users)
+    shown = set(users["llm_history"].explode().drop_nulls().to_list())
+    items = pl.read_parquet(paths.prepared / "items.parquet")
+    users.write_parquet(paths.prepared / "users.parquet")
+    items.filter(pl.col("item_id").is_in(sorted(shown))).write_parquet(paths.prepared / "items.parquet")
+    return paths
+
+
 def test_chat_and_completions_endpoints_fill_the_stage_outputs(server, tmp_path, prepared, tiny_llama, monkeypatch):
     monkeypatch.setenv("UR4REC_TEST_KEY", "sk-test-secret-value")
-    paths = copy_prepared(prepared, tmp_path / "data")
-    pl.read_parquet(paths.prepared / "users.parquet").head(3).write_parquet(paths.prepared / "users.parquet")
+    paths = few_prompts(prepared, tmp_path / "data")
     chat = llm_params(tiny_llama, "openai", f"llm.openai.base_url={server}", "llm.openai.api_key_env=UR4REC_TEST_KEY",
                       "llm.openai.concurrency=4")
     summary = run_stage(chat, paths)
@@ -99,8 +110,7 @@ def test_chat_and_completions_endpoints_fill_the_stage_outputs(server, tmp_path,
 
 @pytest.mark.parametrize("endpoint", ["chat", "completions"])
 def test_structured_outputs_go_to_the_server_as_a_json_schema(server, tmp_path, prepared, tiny_llama, endpoint):
-    paths = copy_prepared(prepared, tmp_path / "data")
-    pl.read_parquet(paths.prepared / "users.parquet").head(3).write_parquet(paths.prepared / "users.parquet")
+    paths = few_prompts(prepared, tmp_path / "data")
     params = structured_params(tmp_path, tiny_llama, f"llm.openai.base_url={server}", f"llm.openai.endpoint={endpoint}",
                                "llm.openai.keyless=true", backend="openai")
     summary = run_stage(params, paths)

@@ -55,14 +55,14 @@ def test_train_and_evaluate_rerun_only_on_what_they_read(dvc_project):
     with open(project.root / "ur4rec" / "models" / "sasrec.py", "a", encoding="utf-8") as handle:
         handle.write("# a comment changes the file, so its backbone's fingerprint\n")
     assert project.ran_stages(project.repro("evaluate"), code=True) == sorted(["code", *stages(0, ["sasrec"])])
-    project.set_params("seeds=[0, 1]")                                    # a new seed runs only its own stages
-    assert project.ran_stages(project.repro("evaluate")) == stages(1)
     project.set_params("train.epochs=3")                                  # a loop setting: every training
-    assert project.ran_stages(project.repro("evaluate")) == sorted(stages(0) + stages(1))
+    assert project.ran_stages(project.repro("evaluate")) == stages(0)
     # one backbone's block retrains only that backbone; an evaluation setting re-evaluates every run
     project.set_params("backbone.dlcm.dropout=0.2", "evaluate.ks=[1,10]")
     assert project.ran_stages(project.repro("evaluate")) == sorted(
-        [f"{stage}@ml-100k-dlcm-{s}" for stage in ("train", "pretrain", "train_aug") for s in (0, 1)]
-        + [f"evaluate@ml-100k-{b}-{s}" for b in BACKBONES for s in (0, 1)])
+        [f"{stage}@ml-100k-dlcm-0" for stage in ("train", "pretrain", "train_aug")]
+        + [f"evaluate@ml-100k-{b}-0" for b in BACKBONES])
+    project.set_params("seeds=[0, 1]")                                    # a new seed runs only its own stages
+    assert project.ran_stages(project.repro("evaluate")) == stages(1)
     assert set(json.loads((run / "eval" / "base" / "metrics.json").read_text())) == {
         "map@1", "ndcg@1", "map@10", "ndcg@10", "n_samples", "n_users"}
