@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -85,6 +86,18 @@ def prepared_dataset(root: Path) -> DatasetPaths:
 def copy_prepared(src: DatasetPaths, root: Path) -> DatasetPaths:
     paths = DatasetPaths(src.name, root)
     shutil.copytree(src.prepared, paths.prepared)
+    return paths
+
+
+def few_prompts(prepared, root, n_users: int = 2):
+    """The prepared fixture cut to its first users and the items their LLM histories show: every prompt kind,
+    a few prompts (each one a real generation)."""
+    paths = copy_prepared(prepared, root)
+    users = pl.read_parquet(paths.prepared / "users.parquet").head(n_users)
+    shown = set(users["llm_history"].explode().drop_nulls().to_list())
+    items = pl.read_parquet(paths.prepared / "items.parquet")
+    users.write_parquet(paths.prepared / "users.parquet")
+    items.filter(pl.col("item_id").is_in(sorted(shown))).write_parquet(paths.prepared / "items.parquet")
     return paths
 
 

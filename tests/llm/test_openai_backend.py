@@ -14,7 +14,7 @@ import urllib.request
 import polars as pl
 import pytest
 
-from tests.llm.helpers import copy_prepared, llm_params, run_stage, structured_params
+from tests.llm.helpers import few_prompts, llm_params, run_stage, structured_params
 from ur4rec.llm.backends import GenerationError, make_backend
 from ur4rec.llm.backends.vllm_backend import _cpu_env_defaults
 from ur4rec.llm.cache import LLMCache
@@ -70,18 +70,6 @@ def server(tiny_llama, tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-
-
-def few_prompts(prepared, root, n_users: int = 2):
-    """The prepared fixture cut to its first users and the items their LLM histories show: every prompt kind,
-    a few prompts (each one a real round trip to the server)."""
-    paths = copy_prepared(prepared, root)
-    users = pl.read_parquet(paths.prepared / "users.parquet").head(n_users)
-    shown = set(users["llm_history"].explode().drop_nulls().to_list())
-    items = pl.read_parquet(paths.prepared / "items.parquet")
-    users.write_parquet(paths.prepared / "users.parquet")
-    items.filter(pl.col("item_id").is_in(sorted(shown))).write_parquet(paths.prepared / "items.parquet")
-    return paths
 
 
 def test_chat_and_completions_endpoints_fill_the_stage_outputs(server, tmp_path, prepared, tiny_llama, monkeypatch):

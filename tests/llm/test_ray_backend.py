@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.llm.helpers import copy_prepared, llm_params, run_stage, structured_params
+from tests.llm.helpers import copy_prepared, few_prompts, llm_params, run_stage, structured_params
 from ur4rec.config import ParamsError
 from ur4rec.llm.cache import LLMCache
 from ur4rec.llm.cluster import Collector, RayMissing, RayResources, actor_gpus, check_resources
@@ -45,26 +45,27 @@ def test_two_actors_answer_what_the_interrupted_run_left_as_the_local_engine_doe
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each actor runs (one CPU each); spinning threads crawl on a busy machine
     try:
-        ref_paths = copy_prepared(prepared, tmp_path / "local")
+        ref_paths = few_prompts(prepared, tmp_path / "local", n_users=3)
         run_stage(llm_params(tiny_llama, "transformers", *SAME_TEXTS), ref_paths)
     finally:
         torch.set_num_threads(threads)
     entries = sorted(LLMCache(cache_dir("llm", ref_paths.root)).entries.values(), key=lambda r: r["key"])
-    assert len(entries) == 36
+    n, left = len(entries), len(entries[1::2])
+    assert n >= 10
 
     # An interrupted run left half of the outputs in the cache: the Ray run generates the other half only.
-    paths = copy_prepared(prepared, tmp_path / "ray")
+    paths = copy_prepared(ref_paths, tmp_path / "ray")
     LLMCache(cache_dir("llm", paths.root)).append(entries[::2])
     params = llm_params(tiny_llama, "ray", *SAME_TEXTS, "llm.ray.engine=transformers", "llm.ray.num_workers=2",
-                        "llm.ray.batch_size=4")
+                        "llm.ray.batch_size=2")
     summary = run_stage(params, paths)
     assert summary["backend"] == "ray" and summary["ray"]["workers"] == 2 and summary["ray"]["engine"] == "transformers"
-    assert summary["cache_hits"] == 18 and summary["generated"] == 18 and summary["unique_prompts"] == 36
+    assert summary["cache_hits"] == n - left and summary["generated"] == left and summary["unique_prompts"] == n
     # The actors wrote every batch into the cache themselves (the driver had nothing to write); the run's
     # shards are merged into one at its end, beside the interrupted run's.
-    assert summary["ray"]["batches"] == 5 and summary["ray"]["batches_cached_by_driver"] == 0
+    assert summary["ray"]["batches"] == -(-left // 2) and summary["ray"]["batches_cached_by_driver"] == 0
     cache = LLMCache(cache_dir("llm", paths.root))
-    assert len(cache) == 36 and len(cache.shards()) == 2
+    assert len(cache) == n and len(cache.shards()) == 2
     # Same statuses, texts and token counts as the in-process engine, for every user and item.
     for name in OUTPUTS:
         assert _table(paths, name).equals(_table(ref_paths, name)), name
@@ -75,7 +76,7 @@ def test_two_actors_answer_what_the_interrupted_run_left_as_the_local_engine_doe
     again = run_stage(alias, paths)
     assert again["backend"] == "ray" and again["ray"] == {"workers": 2, "engine": "transformers", "batches": 0,
                                                           "batches_cached_by_driver": 0}
-    assert again["generated"] == 0 and again["cache_hits"] == 36
+    assert again["generated"] == 0 and again["cache_hits"] == n
     for name in OUTPUTS:
         assert _table(paths, name).equals(_table(ref_paths, name)), name
 
