@@ -23,7 +23,7 @@ by the stages (the LLM texts stand in as failed generations, so the vectors are 
 alternate the contenders and keep the best of `--repeats`, since a shared CPU is noisy.
 
     python bench/bench_retriever.py [--backbones prm gru4rec] [--batches 12] [--repeats 3] [--threads 2]
-                                    [--widths default|paper] [--layers N]
+                                    [--widths default|paper] [--layers N] [--parts joint_epoch floor ...]
 
 `--widths paper` times the paper's widths instead of the CPU defaults: backbones of dim 768 and a BERT-base
 shaped retriever block (768 wide, 12 heads, FFN 3072, random weights since no checkpoint ships offline). The
@@ -73,6 +73,7 @@ def prepared_root(s, root: Path) -> Path:
 
 
 def bench_fast_path(s, backbone: str, root: Path, repeats: int) -> dict:
+    from ur4rec.retriever.augment import maybe_bf16
     from ur4rec.runs.spec import RunSpec
     from ur4rec.runs.encoding import embedding_store
     from ur4rec.runs.training import prepare_run
@@ -88,7 +89,7 @@ def bench_fast_path(s, backbone: str, root: Path, repeats: int) -> dict:
     def step(fn):
         def go():
             retriever.zero_grad(set_to_none=True)
-            with torch.autocast(h.device.type, dtype=torch.bfloat16, enabled=bf16):  # as the augmenter runs it
+            with maybe_bf16(bf16, h.device):  # as the augmenter runs it ("auto": where bf16 is native)
                 out = fn(h, z, mask)
             out.float().square().mean().backward()
         return go
@@ -211,6 +212,15 @@ def bench_floor(s, backbone: str, root: Path, batches: int) -> dict:
             "pair_share_of_retriever_macs": share_pair, "n_layers": len(retriever.blocks)}
 
 
+PARTS = {  # name -> measurement(settings, backbone, root, args)
+    "fast_path": lambda s, bb, root, a: bench_fast_path(s, bb, root, a.repeats),
+    "joint_epoch": lambda s, bb, root, a: bench_joint_epoch(s, bb, root, a.batches, a.repeats),
+    "pretrain": lambda s, bb, root, a: bench_pretrain(s, bb, root, a.batches),
+    "kernels": lambda s, bb, root, a: bench_kernels(s, bb, root, a.batches, a.repeats),
+    "floor": lambda s, bb, root, a: bench_floor(s, bb, root, a.batches),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backbones", nargs="+", default=["prm", "gru4rec"])
@@ -219,6 +229,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--widths", choices=("default", "paper"), default="default")
     parser.add_argument("--layers", type=int, default=0, help="retriever.arch.n_layers (0: params)")
+    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS, help="measurements to take")
     args = parser.parse_args()
     s = settings(overrides(args))
     if missing(s, DATASET):
@@ -227,11 +238,8 @@ def main() -> None:
                  "backbone_dims": {bb: s.backbone_spec(bb).config.dim for bb in args.backbones}}
     with tempfile.TemporaryDirectory(prefix="bench-retriever-") as tmp:
         root = prepared_root(s, Path(tmp))
-        out["fast_path"] = [bench_fast_path(s, bb, root, args.repeats) for bb in args.backbones]
-        out["joint_epoch"] = [bench_joint_epoch(s, bb, root, args.batches, args.repeats) for bb in args.backbones]
-        out["pretrain"] = [bench_pretrain(s, bb, root, args.batches) for bb in args.backbones]
-        out["kernels"] = [bench_kernels(s, bb, root, args.batches, args.repeats) for bb in args.backbones]
-        out["floor"] = [bench_floor(s, bb, root, args.batches) for bb in args.backbones]
+        for part in args.parts:
+            out[part] = [PARTS[part](s, bb, root, args) for bb in args.backbones]
     out["machine"] = machine()
     report(out)
     write_result("retriever" if args.widths == "default" else "retriever-paper", out)
@@ -241,27 +249,28 @@ def report(out: dict) -> None:
     m = out["machine"]
     print(f"retriever: {out['n_layers']} layers, bf16={out['bf16']}, widths={out['widths']} "
           f"(backbone dims {out['backbone_dims']}), {m['torch_threads']} threads, {m['cpu']} x{m['cpus']}")
-    for r in out["fast_path"]:
+    for r in out.get("fast_path", []):
         print(f"fast path  {r['backbone']:<8} K={r['K']:>2} Z={r['z_keys']:>3} C={r['candidates']}: fast "
               f"{r['fast_s'] * 1e3:7.1f} ms, per-item {r['per_item_s'] * 1e3:7.1f} ms  -> {r['speedup']:.1f}x faster; "
               f"max |diff| {r['max_abs_diff_fp32']:.1e}")
-    for r in out["joint_epoch"]:
+    for r in out.get("joint_epoch", []):
         print(f"epoch      {r['backbone']:<8} Base {r['base_epoch_s']:7.1f} s, UR4Rec {r['ur4rec_epoch_s']:7.1f} s "
               f"-> ratio {r['ratio']:.2f}x (target <= 1.5x)")
-    for r in out["pretrain"]:
+    for r in out.get("pretrain", []):
         print(f"pretrain   {r['backbone']:<8} {r['samples_per_second']:7.1f} samples/s (K={r['K']}, Z={r['z_keys']}), "
               f"full epoch ~{r['full_epoch_s']:.0f} s")
-    for r in out["kernels"]:
+    for r in out.get("kernels", []):
         print(f"kernels    {r['backbone']:<8} UR4Rec epoch {r['own_epoch_s']:7.1f} s with the retriever's kernels, "
               f"{r['reference_epoch_s']:7.1f} s with torch's -> {r['speedup']:.2f}x")
-    ratios = {r["backbone"]: r["ratio"] for r in out["joint_epoch"]}
-    for r in out["floor"]:
+    ratios = {r["backbone"]: r["ratio"] for r in out.get("joint_epoch", [])}
+    for r in out.get("floor", []):
         m, pair = r["retriever_macs_per_list"], r["pair_share_of_retriever_macs"]
         # If everything shareable were free, the retriever would still cost `pair` of its multiply-adds.
-        floor = 1 + (ratios[r["backbone"]] - 1) * pair
+        ratio = ratios.get(r["backbone"])
+        floor = "" if ratio is None else f" -> epoch ratio >= {1 + (ratio - 1) * pair:.2f}x with all the rest shared"
         print(f"floor      {r['backbone']:<8} matrix products {r['matmul_share']:.0%} of a joint step's CPU time; "
               f"retriever {(m['pair'] + m['shareable']) / 1e6:.0f} M multiply-adds per list and block, "
-              f"{pair:.0%} per (user, candidate) pair -> epoch ratio >= {floor:.2f}x with all the rest shared")
+              f"{pair:.0%} per (user, candidate) pair{floor}")
 
 
 if __name__ == "__main__":

@@ -117,6 +117,9 @@ def test_the_shipped_regime_trains_history_blind_rerankers_from_scratch_and_warm
     for backbone in ("gru4rec", "sasrec"):
         assert s.retriever.joint_for(backbone).warm_start
         assert s.train_config(backbone, seed=0, joint=True).epochs == s.retriever.joint.epochs
+    # SASRec's fresh fusion and adaptor step ten times smaller; GRU4Rec keeps the shared rate
+    assert s.retriever.joint_for("sasrec").augmenter_lr == s.retriever.joint.augmenter_lr / 10
+    assert s.retriever.joint_for("gru4rec").augmenter_lr == s.retriever.joint.augmenter_lr
 
 
 def test_a_backbone_may_bound_its_own_base_epochs():
