@@ -264,12 +264,12 @@ def report(out: dict) -> None:
               f"{r['reference_epoch_s']:7.1f} s with torch's -> {r['speedup']:.2f}x")
     ratios = {r["backbone"]: r["ratio"] for r in out.get("joint_epoch", [])}
     for r in out.get("floor", []):
-        m, pair = r["retriever_macs_per_list"], r["pair_share_of_retriever_macs"]
+        macs, pair = r["retriever_macs_per_list"], r["pair_share_of_retriever_macs"]
         # If everything shareable were free, the retriever would still cost `pair` of its multiply-adds.
         ratio = ratios.get(r["backbone"])
         floor = "" if ratio is None else f" -> epoch ratio >= {1 + (ratio - 1) * pair:.2f}x with all the rest shared"
         print(f"floor      {r['backbone']:<8} matrix products {r['matmul_share']:.0%} of a joint step's CPU time; "
-              f"retriever {(m['pair'] + m['shareable']) / 1e6:.0f} M multiply-adds per list and block, "
+              f"retriever {(macs['pair'] + macs['shareable']) / 1e6:.0f} M multiply-adds per list and block, "
               f"{pair:.0%} per (user, candidate) pair{floor}")
 
 

@@ -28,7 +28,7 @@ from ur4rec.report.plan import Arm, ReportPlan
 class Comparison:
     backbone: str
     arm: str
-    reference: str  # the control's or KAR's arm name
+    reference: str  # the arm compared against: the control, KAR, or a negative control's real twin
     test: PairedTest
     p_holm: float = 1.0
 
@@ -183,11 +183,11 @@ def content_table(plan: ReportPlan, results: Results, negatives: list[Arm], metr
     the content adds once the arm's machinery (its fusion, adaptor or retriever, its training) is held fixed.
     Read beside the control table: a twin that moves away from the control by as much as the real arm says
     the machinery, not the content, moved the score."""
+    twins = [(twin, arm) for arm in negatives if (twin := real_twin(arm, plan.arms)) is not None]
     found: list[Comparison] = []
     for backbone in plan.backbones:
-        for arm in negatives:
-            twin = real_twin(arm, plan.arms)
-            test = None if twin is None else compare(results, backbone, twin.name, arm.name, metric, plan.cfg.bootstrap)
+        for twin, arm in twins:
+            test = compare(results, backbone, twin.name, arm.name, metric, plan.cfg.bootstrap)
             if test is not None:
                 found.append(Comparison(backbone, twin.name, arm.name, test))
     if not found:

@@ -133,6 +133,7 @@ class RetrieverConfig:
             )
         return entry
 
+
 def parse_retriever(block: Mapping[str, Any] | None) -> RetrieverConfig:
     """The typed `retriever:` section (per-backbone entries are typed one by one)."""
     raw = dict(block or {})
