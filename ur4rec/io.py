@@ -101,3 +101,13 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def mark_generations(folder: Path, count: int, extra: dict[str, Any]) -> None:
+    """A folder of LLM generations 1..count-1 (data/<ds>/llm_generations/, emb_generations/): always present,
+    as a DVC output, with `generations.json`; the folders a larger count left are removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for child in folder.iterdir():
+        if child.is_dir() and (not child.name.isdigit() or not 1 <= int(child.name) < count):
+            shutil.rmtree(child)
+    write_json(folder / "generations.json", {"generations": count, **extra})

@@ -2,8 +2,9 @@
 
 data/raw/<dataset>/             raw files as published (fetched or copied in)
 data/<dataset>/prepared/        leak-free reranking samples (prepare)
-data/<dataset>/llm/             LLM user preferences and item knowledge (generate)
-data/<dataset>/emb/             frozen-encoder vectors in safetensors shards (encode)
+data/<dataset>/llm/             LLM user preferences and item knowledge (generate), generation 0
+data/<dataset>/emb/             frozen-encoder vectors in safetensors shards (encode), generation 0
+data/<dataset>/llm_generations/<g>/, emb_generations/<g>/   the same of generation g >= 1 (`llm.generations`)
 data/<dataset>/runs/<backbone>/seed<k>/         the runs of one backbone and seed (`SeedPaths`):
     base/train/, base/dvclive/                  the Base run (train)
     pretrain/<variant>/                         each variant's pre-trained retriever or marker (pretrain)
@@ -35,8 +36,12 @@ def model_cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class DatasetPaths:
+    """A dataset's folders; `generation` picks which LLM generation `llm`, `emb` and `encode_report` name (0: the
+    first, at the historical places; g >= 1 under llm_generations/ and emb_generations/)."""
+
     name: str
     root: Path = DATA_ROOT
+    generation: int = 0
 
     @property
     def raw(self) -> Path:
@@ -52,16 +57,31 @@ class DatasetPaths:
 
     @property
     def llm(self) -> Path:
-        return self.base / "llm"
+        return self.base / "llm" if self.generation == 0 else self.llm_generations / str(self.generation)
 
     @property
     def emb(self) -> Path:
-        return self.base / "emb"
+        return self.base / "emb" if self.generation == 0 else self.emb_generations / str(self.generation) / "emb"
 
     @property
     def encode_report(self) -> Path:
         """The encode stage's counts and timings, beside `emb/` so that the store's bytes depend on its vectors alone."""
-        return self.base / "encode_report.json"
+        if self.generation == 0:
+            return self.base / "encode_report.json"
+        return self.emb_generations / str(self.generation) / "encode_report.json"
+
+    @property
+    def llm_generations(self) -> Path:
+        """The generate stage's generations after the first (one folder each, like llm/)."""
+        return self.base / "llm_generations"
+
+    @property
+    def emb_generations(self) -> Path:
+        """The encode stage's vectors of those generations (<g>/emb/, <g>/encode_report.json)."""
+        return self.base / "emb_generations"
+
+    def of_generation(self, generation: int) -> "DatasetPaths":
+        return DatasetPaths(self.name, self.root, generation)
 
     @property
     def reference(self) -> Path:

@@ -39,6 +39,23 @@ def test_a_variant_digest_changes_with_what_its_stage_reads_and_nothing_else(tmp
     assert joint_inputs(settings(), spec, tmp_path) != before  # the code fingerprint is a dep
 
 
+def test_a_run_reads_its_seeds_generation_and_its_digest_names_that_store_alone(tmp_path):
+    """Seed k reads generation k mod `llm.generations`; a variant's digest names its own generation's store, so
+    adding generations keeps every seed whose generation is unchanged (seed 0 here) and retrains the others."""
+    one, three = settings(), settings("llm.generations=3")
+    for seed, generation in ((0, 0), (1, 1), (2, 2), (4, 1)):
+        run = three.resolve(RunSpec("ml-100k", "prm", "llm", seed), tmp_path)
+        assert run.paths.dataset.emb == (tmp_path / "ml-100k" / "emb" if generation == 0 else
+                                         tmp_path / "ml-100k" / "emb_generations" / str(generation) / "emb")
+        assert run.paths.train.is_relative_to(tmp_path / "ml-100k" / "runs")  # the runs stay where they were
+        assert one.resolve(RunSpec("ml-100k", "prm", "llm", seed), tmp_path).paths.dataset.emb == tmp_path / "ml-100k" / "emb"
+    seed0, seed1 = RunSpec("ml-100k", "prm", "llm", 0), RunSpec("ml-100k", "prm", "llm", 1)
+    assert joint_inputs(three, seed0, tmp_path) == joint_inputs(one, seed0, tmp_path)
+    files = joint_inputs(three, seed1, tmp_path)["files"]
+    assert "data/ml-100k/emb_generations/1/emb" in files and "data/ml-100k/emb" not in files
+    assert not [f for f in joint_inputs(one, seed1, tmp_path)["files"] if "emb_generations" in f]
+
+
 def test_a_marker_digest_reads_only_its_variant(tmp_path):
     """A variant without pre-training writes a marker whose digest reads only its own block (and the stage's
     code), and its arm does not read the marker, so pre-training settings never retrain the control."""

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.llm.helpers import DATASET, copy_prepared, llm_params, run_stage, structured_params
+from tests.llm.helpers import DATASET, copy_prepared, few_prompts, llm_params, run_stage, structured_params
 from ur4rec.llm.answer import attempt_seed
 from ur4rec.llm.backends import GenerationError, make_backend
 from ur4rec.llm.cache import LLMCache
@@ -150,6 +150,37 @@ def test_generations_with_neighbouring_seeds_share_no_draw():
     assert all(d[0] == seed for seed, d in draws.items())
     flat = [s for d in draws.values() for s in d]
     assert len(set(flat)) == len(flat)  # seed k's retries are no other generation's first (or any) draw
+
+
+def test_every_generation_draws_apart_from_the_others_and_their_retries():
+    cfg = llm_config({"llm": {"sampling": {"seed": 5}, "generations": 4}})
+    seeds = [cfg.for_generation(g).sampling.seed for g in range(4)]
+    assert seeds[0] == 5 and cfg.for_generation(0) == cfg
+    draws = [attempt_seed(seed, a) for seed in seeds for a in range(4)]
+    assert len(set(draws)) == len(draws)
+
+
+def test_the_stage_writes_each_generation_with_its_own_seed_and_one_engine(tmp_path, prepared, tiny_llama):
+    from ur4rec.runs.generation import generate
+    from ur4rec.runs.settings import parse_settings
+
+    paths = few_prompts(prepared, tmp_path / "data", n_users=2)
+    s = parse_settings(llm_params(tiny_llama, "transformers", "llm.generations=2"))
+    first = generate(s, DATASET, paths.root)
+    second = paths.of_generation(1)
+    assert second.llm == paths.root / DATASET / "llm_generations" / "1"
+    (u0, i0), (u1, i1) = outputs(paths), outputs(second)
+    assert u0["user_id"].to_list() == u1["user_id"].to_list() and i0["item_id"].to_list() == i1["item_id"].to_list()
+    assert set(u0["sampling_fingerprint"]).isdisjoint(u1["sampling_fingerprint"])  # another seed, another cache key
+    assert set(u0["prompt_hash"]).isdisjoint(u1["prompt_hash"])
+    assert u0["text"].to_list() != u1["text"].to_list()  # a random tiny model samples other words
+    stats = json.loads((second.llm / "stats.json").read_text())
+    assert first["generated"] == stats["generated"] == first["unique_prompts"]
+    marker = json.loads((paths.llm_generations / "generations.json").read_text())
+    assert marker == {"generations": 2, "sampling_seeds": [0, s.llm.for_generation(1).sampling.seed]}
+    again = generate(parse_settings(llm_params(tiny_llama, "transformers")), DATASET, paths.root)
+    assert again["generated"] == 0 and outputs(paths)[0].equals(u0)  # generation 0 is the one-generation run
+    assert not second.llm.exists() and (paths.llm_generations / "generations.json").exists()
 
 
 def test_missing_prepared_data_names_the_stage_to_run(tmp_path, tiny_llama):

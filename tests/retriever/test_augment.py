@@ -1,5 +1,6 @@
 """Augmenters map a batch to aug [B, C, A] from real embedding-store tables."""
 
+import dataclasses
 import numpy as np
 import pytest
 import torch
@@ -118,6 +119,20 @@ def test_ur4rec_augmenter_in_bf16_stays_close_to_fp32(store, tiny_bert):
     assert torch.nn.functional.cosine_similarity(fp32, bf16, dim=-1).min() > 0.99
 
 
+@pytest.mark.parametrize("query_grad", [True, False])
+def test_ur4rec_queries_pass_the_retrievers_gradient_to_the_item_embeddings_unless_detached(store, tiny_bert, query_grad):
+    retriever = make_retriever(tiny_bert, n_proxies=2, h_dim=8, z_dim=Z_DIM)
+    users, items = store.table("user_pref", N_USERS + 1), store.table("item_know", N_ITEMS + 1)
+    aug = RetrieverAugmenter(retriever, users, items, 4, query_grad=query_grad)
+    table = torch.randn(N_ITEMS + 1, 8, requires_grad=True)
+    out = aug(batch(), lambda ids: table[ids])
+    (out * torch.randn(out.shape, generator=torch.Generator().manual_seed(0))).sum().backward()  # a plain sum meets a LayerNorm
+    candidates = batch().candidates.unique()
+    reached = table.grad is not None and bool(table.grad[candidates].abs().sum() > 1e-3)
+    assert reached is query_grad
+    assert retriever.proxies.grad.abs().sum() > 0  # the retriever learns either way
+
+
 def test_augmented_recommender_feeds_the_augmenter_output_to_the_backbone(store):
     seen = {}
 
@@ -143,6 +158,9 @@ def test_variant_without_proxies_builds_a_proxy_free_retriever(store, tiny_bert)
     assert aug.retriever.n_proxies == 0 and aug.out_dim == 32
     k8 = build_augmenter(VariantConfig(kind="ur4rec", n_proxies=8), rcfg, rcfg.for_backbone("prm"), store, N_USERS, N_ITEMS, 8)
     assert k8.retriever.n_proxies == 8
+    assert k8.query_grad  # Algorithm 1's joint training, unless a backbone's regime detaches its queries
+    detached = dataclasses.replace(rcfg, joint=dataclasses.replace(rcfg.joint, query_grad=False))
+    assert not build_augmenter(VariantConfig(kind="ur4rec"), detached, rcfg.for_backbone("prm"), store, N_USERS, N_ITEMS, 8).query_grad
 
 
 def test_the_control_carries_nothing_at_the_width_of_the_broadcast_variants(store):

@@ -123,7 +123,10 @@ class EmbeddingStore:
 
     def rerun(self) -> str:
         """What rebuilds this store: the encode stage of the dataset whose folder holds it (data/<ds>/emb)."""
-        dataset = self.path.resolve().parent.name  # not meta.json's word for it: that file may be the damage
+        folder = self.path.resolve().parent  # not meta.json's word for it: that file may be the damage
+        if folder.parent.name == "emb_generations":  # data/<ds>/emb_generations/<g>/emb
+            folder = folder.parent.parent
+        dataset = folder.name
         return f"rerun `ur4rec encode --dataset {dataset}` (or `dvc repro encode@{dataset}`)"
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Mapping
 
 from ur4rec.config import ParamsError, get_path, section
@@ -17,6 +17,17 @@ BACKENDS = ("auto", "vllm", "transformers", "openai", "ray")
 ENGINES = ("auto", "vllm", "transformers", "openai")  # what a Ray engine actor runs (llm.ray.engine)
 STATUSES = ("ok", "empty", "truncated", "degenerate", "failed")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
+
+
+def generation_seed(seed: int, generation: int) -> int:
+    """The sampling seed of generation `generation`: the first is `seed` itself, the others are hashed from
+    (seed, generation) through a spawn key, so they share no draw with each other nor with any retry of any of
+    them (retries hash (seed, attempt) as entropy: `ur4rec.llm.answer.attempt_seed`)."""
+    if generation == 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence(seed, spawn_key=(generation,)).generate_state(1)[0] % (2**31 - 1))
 
 
 @dataclass(frozen=True)
@@ -165,6 +176,9 @@ class LLMConfig:
     # code: the stored item knowledge starts with the item's title ("<title>. <answer>"), written by code, so an
     # item's vector names its item whatever the model wrote; none: the model's answer alone (the paper's s_i).
     item_title: str = "code"
+    # Independent generations of every text: run seed k reads generation k mod this (ur4rec.runs.settings), so
+    # seed-to-seed variance includes the texts'. Generation g draws with `generation_seed(sampling.seed, g)`.
+    generations: int = 1
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     vllm: VllmConfig = field(default_factory=VllmConfig)
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
@@ -194,7 +208,7 @@ class LLMConfig:
             raise ParamsError(f"llm.prompt_order: {self.prompt_order!r} is not one of {PROMPT_ORDERS}")
         if self.schemas.max_categories < 1:
             raise ParamsError("llm.schemas.max_categories must be >= 1")
-        for name in ("batch_size", "flush_every", "data_parallel_size"):
+        for name in ("batch_size", "flush_every", "data_parallel_size", "generations"):
             if getattr(self, name) < 1:
                 raise ParamsError(f"llm.{name} must be >= 1")
         self._check_ray()
@@ -209,6 +223,11 @@ class LLMConfig:
             raise ParamsError("llm.ray.num_gpus_per_worker and llm.ray.num_cpus_per_worker must be >= 0")
         if self.backend == "ray" and self.data_parallel_size > 1:
             raise ParamsError("with llm.backend=ray the actor count is llm.ray.num_workers; leave llm.data_parallel_size at 1")
+
+    def for_generation(self, generation: int) -> "LLMConfig":
+        """These settings drawing generation `generation` (0: as they are)."""
+        seed = generation_seed(self.sampling.seed, generation)
+        return replace(self, sampling=replace(self.sampling, seed=seed))
 
     @property
     def on_ray(self) -> bool:

@@ -129,11 +129,13 @@ class KarAugmenter(Augmenter):
 class RetrieverAugmenter(Augmenter):
     """UR4Rec: the retriever's multi-item fast path with the candidates' h_i as queries into Z (eq. 9)."""
 
-    def __init__(self, retriever: Retriever, user_table: Tensor, item_table: Tensor, z_history: int, bf16: bool = False):
+    def __init__(self, retriever: Retriever, user_table: Tensor, item_table: Tensor, z_history: int, bf16: bool = False,
+                 query_grad: bool = True):
         super().__init__(user_table, item_table)
         self.retriever = retriever
         self.z_history = z_history
         self.bf16 = bf16
+        self.query_grad = query_grad
         self.out_dim = retriever.out_dim
 
     def forward(self, batch: BatchLike, item_repr: ItemRepr | None = None) -> Tensor:
@@ -141,6 +143,8 @@ class RetrieverAugmenter(Augmenter):
             raise ValueError("the UR4Rec augmenter needs the backbone's item_repr for the candidates' h_i")
         z, mask = preference_keys(self.user_table, self.item_table, batch.user_ids, batch.history, self.z_history)
         h = item_repr(batch.candidates)
+        if not self.query_grad:  # the backbone's item embeddings then learn from its own scores alone, as the control's
+            h = h.detach()
         with maybe_bf16(self.bf16, h.device):
             aug = self.retriever.augment(h, z, mask)
         return aug.float()
@@ -210,6 +214,7 @@ class AugmenterInputs:
     z_history: int
     retriever: Retriever | None
     bf16: bool
+    query_grad: bool = True
 
 
 AUGMENTERS: dict[str, Callable[[AugmenterInputs], Augmenter]] = {}
@@ -250,4 +255,5 @@ def _pooled(x: AugmenterInputs) -> Augmenter:
 def _ur4rec(x: AugmenterInputs) -> Augmenter:
     if x.retriever is None:
         raise ValueError("the ur4rec augmenter needs a retriever")
-    return RetrieverAugmenter(x.retriever, x.user_table(), x.item_table(), x.z_history, bf16=x.bf16)
+    return RetrieverAugmenter(x.retriever, x.user_table(), x.item_table(), x.z_history, bf16=x.bf16,
+                              query_grad=x.query_grad)

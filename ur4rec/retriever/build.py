@@ -49,5 +49,6 @@ def build_augmenter(variant: VariantConfig, rcfg: RetrieverConfig, per_backbone:
         z_history=per_backbone.z_history,
         retriever=retriever,
         bf16=rcfg.arch.bf16,
+        query_grad=rcfg.joint.query_grad,
     )
     return AUGMENTERS[variant.kind](inputs)

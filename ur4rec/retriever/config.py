@@ -94,6 +94,7 @@ class JointConfig:
     patience: int | None = None  # overrides train.patience likewise
     fusion: str = "identity_linear"  # how aug enters a candidate (ur4rec.models.fusion): identity_linear | gated
     standardise: bool = False  # z-score every encoder vector an augmenter or the retriever reads (tables.py)
+    query_grad: bool = True  # UR4Rec: the retriever's gradient reaches the candidates' h_i (its queries), as in Algorithm 1
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:

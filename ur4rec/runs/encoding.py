@@ -1,4 +1,5 @@
-"""The encode stage from typed settings: frozen-encoder vectors of the LLM and raw texts of a dataset."""
+"""The encode stage from typed settings: frozen-encoder vectors of the LLM and raw texts of a dataset, one store
+per LLM generation (`llm.generations`)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,17 @@ from typing import Any
 
 from ur4rec.encode.encode import encode_dataset
 from ur4rec.paths import DATA_ROOT, DatasetPaths
+from ur4rec.io import mark_generations
 from ur4rec.runs.text_settings import TextSettings
 
 
 def encode(s: TextSettings, dataset: str, root: Path = DATA_ROOT, progress: bool = True) -> dict[str, Any]:
-    return encode_dataset(s.encoder, DatasetPaths(dataset, root), progress)
+    """Every generation's store (the raw-text vectors are the same in each, from the encoder cache); returns
+    the first's report."""
+    paths = DatasetPaths(dataset, root)
+    reports = [encode_dataset(s.encoder, paths.of_generation(g), progress) for g in range(s.llm.generations)]
+    mark_generations(paths.emb_generations, s.llm.generations, {})
+    return reports[0]
 
 
 def encoder(s: TextSettings):
@@ -30,8 +37,8 @@ def texts_to_encode(s: TextSettings, dataset: str, root: Path = DATA_ROOT) -> li
     return list(dict.fromkeys(t for t in texts if t.strip()))
 
 
-def embedding_store(dataset: str, root: Path = DATA_ROOT):
-    """The vectors the encode stage wrote for `dataset`, as the runs read them (`EmbeddingStore`)."""
+def embedding_store(dataset: str, root: Path = DATA_ROOT, generation: int = 0):
+    """The vectors the encode stage wrote for `dataset` (of one generation), as the runs read them."""
     from ur4rec.encode.store import EmbeddingStore
 
-    return EmbeddingStore(DatasetPaths(dataset, root).emb)
+    return EmbeddingStore(DatasetPaths(dataset, root, generation).emb)

@@ -23,7 +23,7 @@ from ur4rec.config import DEFAULT_PARAMS, ParamsError, check_name, load_params, 
 from ur4rec.eval.config import EvalConfig
 from ur4rec.eval.metrics import parse_metric
 from ur4rec.models.config import BackboneConfig
-from ur4rec.paths import BASE_ARM, DATA_ROOT, RunPaths
+from ur4rec.paths import BASE_ARM, DATA_ROOT, DatasetPaths, RunPaths
 from ur4rec.report.config import ReportConfig
 from ur4rec.retriever.config import BackboneRetrieverConfig, RetrieverConfig, parse_retriever
 from ur4rec.retriever.variants import VariantConfig, parse_variants
@@ -126,8 +126,14 @@ class Settings(TextSettings):
         per_backbone = self.retriever.entry(spec.backbone, bspec.model)
         # the run's own regime: `retriever.joint` with its backbone's overrides, so every reader of the run sees one
         retriever = dataclasses.replace(self.retriever, joint=self.retriever.joint_for(spec.backbone, bspec.model))
+        paths = DatasetPaths(spec.dataset, root, self.generation_of(spec.seed)).run(spec.backbone, spec.arm, spec.seed)
         return Run(spec, bspec, variant, retriever, per_backbone,
-                   self.train_config(spec.backbone, spec.seed, joint=variant is not None), spec.paths(root))
+                   self.train_config(spec.backbone, spec.seed, joint=variant is not None), paths)
+
+    def generation_of(self, seed: int) -> int:
+        """The LLM generation whose texts run seed `seed` reads: seed k reads generation k mod `llm.generations`,
+        so seeds are independent draws of the texts too (with one generation, every seed reads the same)."""
+        return seed % self.llm.generations
 
 
 def load_settings(path: str | Path = DEFAULT_PARAMS, overrides: list[str] | None = None) -> Settings:

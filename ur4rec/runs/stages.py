@@ -27,6 +27,7 @@ SEED_RUNS = "data/${item.dataset}/runs/${item.backbone}/seed${item.seed}"  # ur4
 BASE_RUN = SEED_RUNS + "/base"
 PREPARED = "data/${item.dataset}/prepared"
 EMB = "data/${item.dataset}/emb"
+EMB_GENERATIONS = "data/${item.dataset}/emb_generations"  # a run reads one generation: `stage_inputs` names it
 CODE_DIR = "data/code"
 BACKBONE_CODE_DIR = CODE_DIR + "/backbones"
 VARIANT = "{variant}"
@@ -107,10 +108,11 @@ STAGES: dict[str, Stage] = {
     "generate": Stage(
         "stages/generate.py", DATASET, "LLM preferences and item knowledge, through the content-addressed cache",
         deps=["templates", "data/${item}/prepared"], params=["llm", "dataset.${item}.domain"],
-        outs=["data/${item}/llm"], foreach="datasets"),
+        outs=["data/${item}/llm", "data/${item}/llm_generations"], foreach="datasets"),
     "encode": Stage(
         "stages/encode.py", DATASET, "frozen-encoder vectors of the LLM and raw texts",
-        deps=["data/${item}/llm", "data/${item}/prepared"], params=["encoder"], outs=["data/${item}/emb"],
+        deps=["data/${item}/llm", "data/${item}/llm_generations", "data/${item}/prepared"],
+        params=["encoder", "llm.generations"], outs=["data/${item}/emb", "data/${item}/emb_generations"],
         metrics=["data/${item}/encode_report.json"],
         foreach="datasets"),
     "train": Stage(
@@ -127,7 +129,7 @@ STAGES: dict[str, Stage] = {
     "pretrain": Stage(
         "stages/pretrain.py", "${item.dataset} ${item.backbone} ${item.seed}",
         "each variant's retriever pre-training against its seed's Base (a marker for variants without)",
-        deps=[PREPARED, EMB, BASE_RUN + "/train"],
+        deps=[PREPARED, EMB, EMB_GENERATIONS, BASE_RUN + "/train"],
         params=["retriever.arch", "retriever.pretrain", "retriever.per_backbone", "retriever.joint.threads",
                 "retriever.joint.standardise", FANOUT, "variant.{variant}", "backbone.${item.backbone}", *LOOP_FLAGS],
         outs=[{SEED_RUNS + "/pretrain": {"persist": True}}],
@@ -135,7 +137,7 @@ STAGES: dict[str, Stage] = {
     "train_aug": Stage(
         "stages/train_aug.py", "${item.dataset} ${item.backbone} ${item.seed}",
         "joint training of every arm (the control and each augmented variant) from its seed's Base",
-        deps=[PREPARED, EMB, BASE_RUN + "/train", SEED_RUNS + "/pretrain/{variant}"],
+        deps=[PREPARED, EMB, EMB_GENERATIONS, BASE_RUN + "/train", SEED_RUNS + "/pretrain/{variant}"],
         params=["train", "backbone.${item.backbone}", "retriever.arch", "retriever.joint", "retriever.per_backbone",
                 FANOUT, "variant.{variant}"],
         outs=[{SEED_RUNS + "/arms": {"persist": True}}],
@@ -143,7 +145,7 @@ STAGES: dict[str, Stage] = {
     "evaluate": Stage(
         "stages/evaluate.py", "${item.dataset} ${item.backbone} ${item.seed}",
         "test metrics of the Base run and every arm",
-        deps=[PREPARED, EMB, BASE_RUN + "/train", SEED_RUNS + "/arms"],
+        deps=[PREPARED, EMB, EMB_GENERATIONS, BASE_RUN + "/train", SEED_RUNS + "/arms"],
         params=["evaluate", "train.deterministic", "retriever.joint.threads", "backbone.${item.backbone}",
                 "retriever.arch", "retriever.per_backbone", FANOUT, "variant"],
         outs=[SEED_RUNS + "/eval"], metrics=[SEED_RUNS + "/metrics.json"],

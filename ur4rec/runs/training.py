@@ -207,7 +207,19 @@ def joint_inputs(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[str
 
 def stage_inputs(s: Settings, stage: str, spec: RunSpec, root: Path, upstream: bool = True) -> dict[str, Any]:
     keys, files = variant_reads(stage, spec.dataset, spec.backbone, spec.seed, spec.arm, root, upstream)
-    return inputs_digest({"params": recorded(s.params, keys), "seed": spec.seed}, files)
+    return inputs_digest({"params": recorded(s.params, keys), "seed": spec.seed}, own_generation(s, spec, root, files))
+
+
+def own_generation(s: Settings, spec: RunSpec, root: Path, files: dict[str, Path]) -> dict[str, Path]:
+    """`files` with the vectors the run reads, its own generation's store, in place of the stage's two vector
+    folders (DVC's deps): adding generations retrains no seed whose generation stays the same."""
+    emb, generations = (f"data/{spec.dataset}/{name}" for name in ("emb", "emb_generations"))
+    files = {name: path for name, path in files.items() if name != generations}
+    own = DatasetPaths(spec.dataset, root, s.generation_of(spec.seed)).emb
+    if emb in files and own != files[emb]:
+        del files[emb]
+        files[f"data/{own.relative_to(root).as_posix()}"] = own
+    return files
 
 
 def resume_key(inputs: dict[str, Any]) -> str:
