@@ -141,6 +141,10 @@ def test_several_seeds_give_a_spread_and_pool_users_over_seeds(tmp_path):
     assert " ± " in row(md, "prm", "ur4rec") and "One seed" not in md
     cell = summary["runs"]["prm/ur4rec"]
     assert len(cell["ndcg@10:per_seed"]) == 3 and cell["ndcg@10:vs_control"]["p"] > 0.05
+    assert "every seed read generation 0, so no SD or test here includes the texts' variance" in md
+    build_report(dataclasses.replace(plan(seeds=(0, 1, 2)), generations=3), root=tmp_path)
+    md = (tmp_path / "report" / "toy" / "results.md").read_text()
+    assert "each seed read its own generation (seed 0 → 0, seed 1 → 1, seed 2 → 2)" in md
 
 
 def test_holm_makes_the_marks_stricter_than_raw_p_values(tmp_path):

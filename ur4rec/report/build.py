@@ -121,7 +121,21 @@ def header(plan: ReportPlan, results: Results, random_focus: float) -> str:
     if seeds == 1:
         text += ("\nOne seed: these tests treat each trained model as fixed, so they ignore training variance; "
                  "run several seeds (`dvc exp run -S 'seeds=[0,1,2]'`) before reading a difference as an effect.\n")
+    text += "\n" + texts_variance(plan.seeds, plan.generations) + "\n"
     return text
+
+
+def texts_variance(seeds: list[int], generations: int) -> str:
+    """Which LLM texts the seeds read, so a reader knows whether the texts' variance is in the numbers."""
+    read = sorted({seed % generations for seed in seeds})
+    if len(read) == len(seeds) > 1:
+        return (f"LLM texts: each seed read its own generation ({', '.join(f'seed {s} → {s % generations}' for s in seeds)}), "
+                "so the SD over seeds and the per-user values averaged over seeds include the texts' variance.")
+    if len(read) == 1:
+        return (f"LLM texts: every seed read generation {read[0]}, so no SD or test here includes the texts' "
+                "variance (another generation is another draw: `llm.generations`, docs/generation.md).")
+    return (f"LLM texts: {len(seeds)} seeds read {len(read)} generations (`llm.generations` {generations}), so the "
+            "texts' variance is in the SD over seeds only in part.")
 
 
 def base_against_references(plan: ReportPlan, results: Results) -> list[tuple[str, str, PairedTest, float]]:

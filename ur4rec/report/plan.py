@@ -49,6 +49,7 @@ class ReportPlan:
     references: list[str] = field(default_factory=list)  # reference scorers shown as rows of every table (toppop, ...)
     drilldown_users: int = 100  # the page's drill-down sample when no run saved one (evaluate.drilldown_users)
     paper_table: str | None = None  # the paper's Table 2 columns this dataset stands for (ml-1m, ...), printed beside
+    generations: int = 1       # LLM generations: seed k read generation k mod this (llm.generations)
 
     @property
     def metrics(self) -> list[str]:

@@ -25,7 +25,7 @@ def report_plan(s: Settings, dataset: str) -> ReportPlan:
                       leaky=s.is_leaky(dataset), clean_twin=s.dataset_config(dataset).clean_twin,
                       n_negatives=s.retriever.pretrain.n_negatives, drilldown_users=s.evaluate.drilldown_users,
                       models={b: s.backbone_spec(b).model for b in s.backbones}, references=list(SCORERS),
-                      paper_table=s.dataset_config(dataset).paper_table)
+                      paper_table=s.dataset_config(dataset).paper_table, generations=s.llm.generations)
 
 
 def report(s: Settings, dataset: str, root: Path = DATA_ROOT) -> dict[str, Any]:

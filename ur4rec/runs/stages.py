@@ -159,7 +159,7 @@ STAGES: dict[str, Stage] = {
         "tables, user-level statistics and plots over every evaluated run; index.html with the per-user drill-down",
         deps=["data/${item}/runs", "data/${item}/llm", "data/${item}/reference", "data/${item}/prepared",
               "data/${item}/emb", "data/${item}/encode_report.json", "ur4rec/report/templates"],  # the page's template, script and style: not Python, so no fingerprint
-        params=["backbones", "variants", "seeds", "report", "evaluate.ks", "evaluate.drilldown_users",
+        params=["backbones", "variants", "seeds", "llm.generations", "report", "evaluate.ks", "evaluate.drilldown_users",
                 "prepare.n_candidates", "variant", "retriever.per_backbone", "retriever.pretrain.n_negatives",
                 "dataset.${item}"],
         outs=["data/report/${item}/results.md", "data/report/${item}/bars.png", "data/report/${item}/index.html"],
