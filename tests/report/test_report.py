@@ -270,6 +270,15 @@ def test_the_llm_section_measures_what_item_vectors_know_from_training_users_onl
     assert auc["LLM item knowledge, as stored"] > 0.8 and auc["category labels (multi-hot)"] > 0.8
     assert abs(auc["raw text (title, categories)"] - 0.5) < 0.08
     assert "popularity of the next item" in auc and "LLM item knowledge, the model's text alone" not in auc
+    # A second generation gets its own column: here its knowledge vectors are noise.
+    write_store(paths.of_generation(1).emb, {"item_know": KindVectors(ids, torch.randn(n_items, 8)),
+                                             "item_text": KindVectors(ids, torch.randn(n_items, 8))}, {"dataset": "toy"},
+                torch.float32, 64)
+    lines = item_vector_section(paths, generations=2, n_pairs=1000)
+    assert "| item representation | generation 0 | generation 1 |" in lines
+    cells = next(line for line in lines if line.startswith("| LLM item knowledge, as stored")).strip("|").split("|")
+    assert float(cells[1]) == auc["LLM item knowledge, as stored"] and abs(float(cells[2]) - 0.5) < 0.08
+    assert next(line for line in lines if line.startswith("| category labels")).endswith("|  |")  # no LLM: one value
 
 
 def test_a_dataset_standing_for_ml1m_prints_the_papers_table_2_beside_its_own(tmp_path):

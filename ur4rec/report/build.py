@@ -291,15 +291,21 @@ def llm_section(plan: ReportPlan, root: Path) -> list[str]:
             # Keys of `ur4rec.llm.echo.echo_summary`, the function that writes them.
             lines.append(f"| {kind} | {e.get('echo_share_median', nan):.3f} | {e.get('echo_share_mean', nan):.3f} | "
                          f"{e.get('share_truncated', nan):.1%} | {e.get('titles_repeated_mean', nan):.2f} |")
+    for g in range(1, plan.generations):
+        other = read_json(DatasetPaths(plan.dataset, root, g).llm / "stats.json") or {}
+        lines.append(f"\nGeneration {g} (its own sampling seeds): statuses: "
+                     + "; ".join(f"{kind}: {counts}" for kind, counts in (other.get("status") or {}).items()) + ".")
     lines.append("")
-    return [*lines, *item_vector_section(DatasetPaths(plan.dataset, root))]
+    return [*lines, *item_vector_section(DatasetPaths(plan.dataset, root), plan.generations)]
 
 
-def item_vector_section(paths: DatasetPaths, n_pairs: int = 20_000) -> list[str]:
+def item_vector_section(paths: DatasetPaths, generations: int = 1, n_pairs: int = 20_000) -> list[str]:
     """Co-consumption AUC of each item representation (`ur4rec.eval.item_vectors`): the LLM knowledge as
-    stored and as the model wrote it, the raw text, genre labels, and popularity as the level to clear."""
+    stored and as the model wrote it (one column per LLM generation), the raw text, genre labels, and
+    popularity as the level to clear."""
     try:
-        store = EmbeddingStore(paths.emb)
+        stores = [EmbeddingStore(paths.of_generation(g).emb) for g in range(generations)]
+        store = stores[0]
         inter = pl.read_parquet(paths.prepared / "interactions.parquet")
         users = pl.read_parquet(paths.prepared / "users.parquet", columns=["user_id", "split"])
         items = pl.read_parquet(paths.prepared / "items.parquet", columns=["item_id", "category_ids"]).sort("item_id")
@@ -312,18 +318,26 @@ def item_vector_section(paths: DatasetPaths, n_pairs: int = 20_000) -> list[str]
     categories: list[list[int] | None] = [None] * n_items
     for item, cats in items.iter_rows():
         categories[item - 1] = cats
-    rows = [(label, vector_auc(store.table(kind, n_items + 1).numpy(), first, second, other))
+    def auc(table: np.ndarray) -> str:
+        return f"{vector_auc(table, first, second, other):.3f}"
+
+    rows = [(label, [auc(st.table(kind, n_items + 1).numpy()) for st in stores])
             for kind, label in (("item_know", "LLM item knowledge, as stored"),
-                                ("item_answer", "LLM item knowledge, the model's text alone"),
-                                ("item_text", "raw text (title, categories)")) if kind in store.kinds]
-    rows.append(("category labels (multi-hot)", vector_auc(one_hot(categories, n_items), first, second, other)))
-    rows.append(("popularity of the next item", popularity_auc(item_counts(train["item_id"].to_numpy(), n_items),
-                                                                second, other)))
+                                ("item_answer", "LLM item knowledge, the model's text alone")) if kind in store.kinds]
+    same = [""] * (generations - 1)  # no LLM in these: one value for every generation
+    if "item_text" in store.kinds:
+        rows.append(("raw text (title, categories)", [auc(store.table("item_text", n_items + 1).numpy()), *same]))
+    rows.append(("category labels (multi-hot)", [auc(one_hot(categories, n_items)), *same]))
+    counts = item_counts(train["item_id"].to_numpy(), n_items)
+    rows.append(("popularity of the next item", [f"{popularity_auc(counts, second, other):.3f}", *same]))
+    header = "| item representation | " + " | ".join(
+        "AUC" if generations == 1 else f"generation {g}" for g in range(generations)) + " |"
     return ["### Item vectors: do they tell co-consumed items apart?\n",
             f"AUC of {len(first):,} consecutive pairs in training users' sequences against the same first item with "
             "a uniformly drawn one, scored by the centred cosine of their vectors (0.5: nothing). Replaced "
-            "generations (the encoder's policy) count as they are stored.\n",
-            "| item representation | AUC |", "|---|---:|", *[f"| {label} | {auc:.3f} |" for label, auc in rows], ""]
+            "generations (the encoder's policy) count as they are stored"
+            + ("; one column per LLM generation" if generations > 1 else "") + ".\n",
+            header, "|---|" + "---:|" * generations, *[f"| {label} | {' | '.join(v)} |" for label, v in rows], ""]
 
 
 def selection_section(plan: ReportPlan, results: Results) -> list[str]:
