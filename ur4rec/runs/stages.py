@@ -157,8 +157,9 @@ STAGES: dict[str, Stage] = {
     "report": Stage(
         "stages/report.py", DATASET,
         "tables, user-level statistics and plots over every evaluated run; index.html with the per-user drill-down",
-        deps=["data/${item}/runs", "data/${item}/llm", "data/${item}/reference", "data/${item}/prepared",
-              "data/${item}/emb", "data/${item}/encode_report.json", "ur4rec/report/templates"],  # the page's template, script and style: not Python, so no fingerprint
+        deps=["data/${item}/runs", "data/${item}/llm", "data/${item}/llm_generations", "data/${item}/reference",
+              "data/${item}/prepared", "data/${item}/emb", "data/${item}/emb_generations", "data/${item}/encode_report.json",
+              "ur4rec/report/templates"],  # the page's template, script and style: not Python, so no fingerprint
         params=["backbones", "variants", "seeds", "llm.generations", "report", "evaluate.ks", "evaluate.drilldown_users",
                 "prepare.n_candidates", "variant", "retriever.per_backbone", "retriever.pretrain.n_negatives",
                 "dataset.${item}"],
