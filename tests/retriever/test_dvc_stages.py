@@ -13,6 +13,7 @@ from tests.encode.helpers import write_generations
 from tests.fixtures.raw import write_ml100k
 from tests.report.test_html import Page, page_data
 from tests.retriever.conftest import save_tiny_bert
+from ur4rec.io import mark_generations
 from ur4rec.paths import DatasetPaths
 
 pytestmark = pytest.mark.slow
@@ -37,6 +38,7 @@ def write_llm_outputs(root, dataset: str) -> None:
                                     (paths.llm / "item_knowledge.parquet", "item_id", items, "Item {} is a thriller.")):
         statuses = ["failed"] + ["ok"] * (len(ids) - 1)
         write_generations(path, column, ids, [text.format(i) for i in ids], statuses)
+    mark_generations(paths.llm_generations, 1, {"sampling_seeds": [0]})  # one generation: no other
 
 
 def _require_upstream(project) -> None:
