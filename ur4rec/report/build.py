@@ -318,6 +318,7 @@ def item_vector_section(paths: DatasetPaths, generations: int = 1, n_pairs: int 
     categories: list[list[int] | None] = [None] * n_items
     for item, cats in items.iter_rows():
         categories[item - 1] = cats
+
     def auc(table: np.ndarray) -> str:
         return f"{vector_auc(table, first, second, other):.3f}"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from ur4rec.encode.encode import encode_dataset
-from ur4rec.paths import DATA_ROOT, DatasetPaths
 from ur4rec.io import mark_generations
+from ur4rec.paths import DATA_ROOT, DatasetPaths
 from ur4rec.runs.text_settings import TextSettings
 
 
