@@ -40,7 +40,7 @@ from ur4rec.retriever.pretrain import PretrainData, PretrainTask
 from ur4rec.retriever.tables import item_table, user_table
 from ur4rec.runs.model import build_model, catalog_of
 from ur4rec.runs.settings import Run, Settings
-from ur4rec.runs.stages import STAGES, fingerprint_file, recorded, variant_reads
+from ur4rec.runs.stages import EMB, EMB_GENERATIONS, STAGES, fingerprint_file, recorded, variant_reads
 from ur4rec.runs.spec import RunSpec, count_users, load_split, users_of_split
 from ur4rec.train.checkpoint import load_weights
 from ur4rec.train import distributed
@@ -213,7 +213,7 @@ def stage_inputs(s: Settings, stage: str, spec: RunSpec, root: Path, upstream: b
 def own_generation(s: Settings, spec: RunSpec, root: Path, files: dict[str, Path]) -> dict[str, Path]:
     """`files` with the vectors the run reads, its own generation's store, in place of the stage's two vector
     folders (DVC's deps): adding generations retrains no seed whose generation stays the same."""
-    emb, generations = (f"data/{spec.dataset}/{name}" for name in ("emb", "emb_generations"))
+    emb, generations = (dep.replace("${item.dataset}", spec.dataset) for dep in (EMB, EMB_GENERATIONS))
     files = {name: path for name, path in files.items() if name != generations}
     own = DatasetPaths(spec.dataset, root, s.generation_of(spec.seed)).emb
     if emb in files and own != files[emb]:
