@@ -37,12 +37,13 @@ SHARED = Path(os.environ.get("UR4REC_SHARED_DATA", REPO.parent / "shared" / "dat
 
 def real_jobs(params, n: int, backend, workdir: Path):
     """n prompts (half users, half items) of real ml-100k, prepared by the real prepare stage."""
-    from ur4rec.data.prepare import prepare_dataset
     from ur4rec.llm.jobs import build_jobs, read_prepared
     from ur4rec.paths import DatasetPaths
+    from ur4rec.runs.data import prepare
+    from ur4rec.runs.data_settings import parse_data_settings
 
     paths = DatasetPaths("ml-100k", workdir)
-    prepare_dataset(params, "ml-100k", raw_dir=SHARED, out=paths.prepared)
+    prepare(parse_data_settings(params), "ml-100k", raw_dir=SHARED, root=workdir)
     users, items = read_prepared(paths)
     jobs = build_jobs(backend, backend.cfg, "movie", users, items)
     user_jobs = [j for j in jobs if j.kind == "user"][: n // 2]
