@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import torch
-
 from common import PARAMS, machine, write_result
+
 from ur4rec.eval.item_vectors import consecutive_pairs, vector_auc
 from ur4rec.llm.jobs import load_schemas
 from ur4rec.llm.structured import OutputSchema, SchemaViolation
