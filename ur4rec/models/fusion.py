@@ -11,6 +11,11 @@ exactly as its Base:
   Base backbone fine-tuned; tanh bounds the rescaling of h to (0, 2). The scaling term is what lets a vector
   that is the same for every candidate (+BERT, +LLM) reorder a dot-product ranking; the gated additive term
   carries a per-candidate aug's own content (UR4Rec, KAR).
+- `gated_l1`: `gated` on the aug scaled to unit L1 norm per candidate (a zero aug stays zero). Adam moves
+  each weight of V by about the rate per step, so a step moves V·aug by up to rate × ||aug||_1: at one rate,
+  an arm's fusion steps in proportion to its aug's width and scale (UR4Rec's 768 LayerNormed values about 20
+  times KAR's 128 adaptor outputs; z-scored encoder vectors more still). On unit-L1 input one rate is one
+  step size for every arm, at the price of the aug's own length.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-FUSIONS = ("identity_linear", "gated")
+FUSIONS = ("identity_linear", "gated", "gated_l1")
 
 
 class IdentityLinearFusion(nn.Module):
@@ -61,9 +66,19 @@ class GatedFusion(nn.Module):
         self.gate.zero_()
 
 
+class UnitL1GatedFusion(GatedFusion):
+    """`GatedFusion` on aug / ||aug||_1: the same bound on a step's effect for every aug width and scale."""
+
+    def forward(self, h: Tensor, aug: Tensor) -> Tensor:
+        # clamp, not an epsilon in the sum: a zero aug (the control) divides by the clamp and stays exactly zero
+        return super().forward(h, aug / aug.abs().sum(-1, keepdim=True).clamp_min(1e-12))
+
+
 def make_fusion(kind: str, dim: int, aug_dim: int) -> nn.Module:
     if kind == "identity_linear":
         return IdentityLinearFusion(dim, aug_dim)
     if kind == "gated":
         return GatedFusion(dim, aug_dim)
+    if kind == "gated_l1":
+        return UnitL1GatedFusion(dim, aug_dim)
     raise ValueError(f"unknown fusion {kind!r}; known: {list(FUSIONS)}")
