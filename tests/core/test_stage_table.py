@@ -39,6 +39,16 @@ def test_a_variant_digest_changes_with_what_its_stage_reads_and_nothing_else(tmp
     assert joint_inputs(settings(), spec, tmp_path) != before  # the code fingerprint is a dep
 
 
+def test_a_change_to_one_backbones_retriever_entry_retrains_that_backbones_arms_alone(tmp_path):
+    """DVC tracks `retriever.per_backbone` whole; a variant's digest holds only the entry its backbone reads."""
+    prm, sasrec = RunSpec("ml-100k", "prm", "ur4rec", 0), RunSpec("ml-100k", "sasrec", "ur4rec", 0)
+    changed = settings("retriever.per_backbone.sasrec.n_proxies=4")
+    for digest in (joint_inputs, pretrain_inputs):
+        assert digest(changed, prm, tmp_path) == digest(settings(), prm, tmp_path)
+        assert digest(changed, sasrec, tmp_path) != digest(settings(), sasrec, tmp_path)
+    assert list(joint_inputs(settings(), prm, tmp_path)["settings"]["params"]["retriever.per_backbone"]) == ["prm"]
+
+
 def test_a_run_reads_its_seeds_generation_and_its_digest_names_that_store_alone(tmp_path):
     """Seed k reads generation k mod `llm.generations`; a variant's digest names its own generation's store, so
     adding generations keeps every seed whose generation is unchanged (seed 0 here) and retrains the others."""

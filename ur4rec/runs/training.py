@@ -207,7 +207,22 @@ def joint_inputs(s: Settings, spec: RunSpec, root: Path = DATA_ROOT) -> dict[str
 
 def stage_inputs(s: Settings, stage: str, spec: RunSpec, root: Path, upstream: bool = True) -> dict[str, Any]:
     keys, files = variant_reads(stage, spec.dataset, spec.backbone, spec.seed, spec.arm, root, upstream)
-    return inputs_digest({"params": recorded(s.params, keys), "seed": spec.seed}, own_generation(s, spec, root, files))
+    params = own_entry(s, spec.backbone, recorded(s.params, keys))
+    return inputs_digest({"params": params, "seed": spec.seed}, own_generation(s, spec, root, files))
+
+
+PER_BACKBONE = "retriever.per_backbone"
+
+
+def own_entry(s: Settings, backbone: str, params: dict[str, Any]) -> dict[str, Any]:
+    """`params` with `retriever.per_backbone` cut to the one entry the backbone reads (its own, else its model
+    family's, as `RetrieverConfig.entry` picks): DVC tracks the block whole, so a change to one backbone's entry
+    reruns every backbone's stages, but only that backbone's arms retrain."""
+    whole = params.get(PER_BACKBONE)
+    if not isinstance(whole, dict):
+        return params
+    name = next((k for k in (backbone, s.backbone_spec(backbone).model) if k in whole), None)
+    return {**params, PER_BACKBONE: {} if name is None else {name: whole[name]}}
 
 
 def own_generation(s: Settings, spec: RunSpec, root: Path, files: dict[str, Path]) -> dict[str, Path]:
