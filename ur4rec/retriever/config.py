@@ -92,7 +92,7 @@ class JointConfig:
     retriever_lr: float | None = None  # lr of the UR4Rec retriever (BERT-initialised, pre-trained); None: the backbone's
     epochs: int | None = None  # overrides train.epochs for augmented variants (warm-started: few suffice)
     patience: int | None = None  # overrides train.patience likewise
-    fusion: str = "identity_linear"  # how aug enters a candidate (ur4rec.models.fusion): identity_linear | gated
+    fusion: str = "identity_linear"  # how aug enters a candidate (ur4rec.models.fusion): identity_linear | gated | gated_l1
     standardise: bool = False  # z-score every encoder vector an augmenter or the retriever reads (tables.py)
     query_grad: bool = True  # UR4Rec: the retriever's gradient reaches the candidates' h_i (its queries), as in Algorithm 1
 
