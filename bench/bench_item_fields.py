@@ -29,6 +29,7 @@ import torch
 from common import PARAMS, machine, write_result
 
 from ur4rec.eval.item_vectors import consecutive_pairs, vector_auc
+from ur4rec.llm.generate import with_title
 from ur4rec.llm.jobs import load_schemas
 from ur4rec.llm.structured import OutputSchema, SchemaViolation
 from ur4rec.paths import DatasetPaths
@@ -97,7 +98,7 @@ def variants(schema: OutputSchema, parsed: list[dict], titles: list[str], labels
 
     def render(answer: dict, keep: list[str], title: str | None) -> str:
         body = schema.render({k: answer[k] for k in keep if k in answer})
-        return f"{title}. {body}" if title and body else (title or body)
+        return with_title(body, title) if title and body.strip() else (title or body)  # as the stage titles them
 
     out = {"title": list(titles), "title + all fields (as stored)": [render(a, names, t) for a, t in zip(parsed, titles)],
            "all fields (the model's text alone)": [render(a, names, None) for a in parsed]}
