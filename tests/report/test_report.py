@@ -297,3 +297,21 @@ def test_a_dataset_standing_for_ml1m_prints_the_papers_table_2_beside_its_own(tm
     assert ur4rec[-1].strip().endswith(f"/ {0.649 - 0.283:+.3f}")  # the paper's gain over its Base
     assert float(ur4rec[-1].split("/")[0]) == pytest.approx(0.1, abs=0.01)  # ours: the shift written above
     assert "control" not in section and "shuffled" not in section  # only the arms the paper has
+
+
+def test_each_ablation_is_tested_against_the_full_model_it_removes_a_part_from(tmp_path):
+    ablations = [Arm("ur4rec-no-llm", VariantConfig(kind="ur4rec", z_source="bert", family="ablation"), {"prm": 8}),
+                 Arm("ur4rec-no-retr", VariantConfig(kind="pooled", family="ablation"))]
+    the_plan = dataclasses.replace(plan(), backbones=["prm"], arms=plan().arms + ablations)
+    for arm, shift in (("base", 0.0), ("control", 0.0), ("llm", 0.0), ("kar", 0.0), ("ur4rec", 0.2),
+                       ("ur4rec-no-retr", 0.1)):
+        write_run(tmp_path, "prm", arm, shift, noise=0.002)
+    full = pl.read_parquet(DatasetPaths("toy", tmp_path).run("prm", "ur4rec", 0).eval / "per_sample.parquet")
+    noisy = full.with_columns(pl.col("ndcg@10") + np.random.default_rng(3).normal(0, 0.002, full.height))
+    write_parquet(DatasetPaths("toy", tmp_path).run("prm", "ur4rec-no-llm", 0).eval / "per_sample.parquet", noisy)
+    build_report(the_plan, root=tmp_path)
+    md = (tmp_path / "report" / "toy" / "results.md").read_text()
+    section = md.split("## Ablations", 1)[1].split("\n## ", 1)[0].split("Each ablation against the full model", 1)[1]
+    assert row(section, "prm", "ur4rec-no-retr").endswith("| differs |")
+    assert float(row(section, "prm", "ur4rec-no-retr").split("|")[3].split()[0]) == pytest.approx(-0.1, abs=0.005)
+    assert row(section, "prm", "ur4rec-no-llm").endswith("| within MDE |")  # the same scores up to noise

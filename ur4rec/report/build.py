@@ -28,6 +28,7 @@ from ur4rec.report.plan import Arm, ReportPlan
 from ur4rec.report.paper import paper_section
 from ur4rec.report.plots import arm_bars, pretrain_curves, proxy_sweep
 from ur4rec.report.tables import (
+    ablation_table,
     compare,
     comparison_table,
     content_table,
@@ -75,6 +76,10 @@ def build_report(plan: ReportPlan, root: Path = DATA_ROOT) -> dict[str, Any]:
         ab_table, ab_comparisons = comparison_table(plan, results, ab_arms, focus)
         parts += ["## Ablations\n", results_table(plan, results, ab_arms, ab_metrics), "", ab_table, "",
                   mde_note(plan, ab_comparisons, focus), ""]
+        full = next((a for a in main if a.variant is not None and a.variant.uses_retriever), None)
+        against_full = ablation_table(plan, results, full, ablations, focus) if full is not None else ""
+        if against_full:
+            parts += [f"Each ablation against the full model ({full.name}; Holm over this table):\n", against_full, ""]
     negatives = [a for a in plan.arms if a.family == "negative_control"]
     if negatives:  # shuffled or random vectors: each should score as the control, within its CI
         nc_arms = [a for a in main if a.is_control] + negatives

@@ -201,6 +201,28 @@ def content_table(plan: ReportPlan, results: Results, negatives: list[Arm], metr
     return "\n".join(lines)
 
 
+def ablation_table(plan: ReportPlan, results: Results, full: Arm, ablations: list[Arm], metric: str) -> str:
+    """Each ablation against the full model it removes a part from (the paper's Table 3 reading), paired per
+    user over common seeds, Holm over the table, with each comparison's own MDE: `differs` when Holm rejects,
+    `within MDE` when the 95% CI lies inside ± that MDE, otherwise `inconclusive`. The control table above
+    says whether an ablation still helps; this one says whether the removed part mattered."""
+    found = [Comparison(backbone, arm.name, full.name, test)
+             for backbone in plan.backbones for arm in ablations
+             if (test := compare(results, backbone, arm.name, full.name, metric, plan.cfg.bootstrap)) is not None]
+    if not found:
+        return ""
+    adjusted = holm([c.test.pvalue for c in found])
+    lines = [f"| Backbone | Ablation | Δ {short(metric)} ablation − {full.name} [95% CI] | MDE | p | p Holm | verdict |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for c, p in zip(found, adjusted):
+        mde = min_detectable_effect(c.test.sd_diff, c.test.n_users, plan.cfg.alpha, plan.cfg.power)
+        verdict = ("differs" if p < plan.cfg.alpha else
+                   "within MDE" if -mde <= c.test.ci_low and c.test.ci_high <= mde else "inconclusive")
+        lines.append(f"| {c.backbone} | {c.arm} | {c.test.diff:+.4f} [{c.test.ci_low:+.4f}, {c.test.ci_high:+.4f}] | "
+                     f"{mde:.4f} | {c.test.pvalue:.3g} | {float(p):.3g} | {verdict} |")
+    return "\n".join(lines)
+
+
 def mde_note(plan: ReportPlan, comparisons: list[Comparison], metric: str) -> str:
     """The minimum detectable difference of the table's control comparisons, and what it implies."""
     control, _ = reference_arms(plan)
