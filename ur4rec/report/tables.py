@@ -53,20 +53,20 @@ def compare(results: Results, backbone: str, arm: str, reference: str, metric: s
     return paired_test(a, b, n_resamples=n_resamples)
 
 
+def tested(plan: ReportPlan, results: Results, pairs: list[tuple[str, str, str]], metric: str) -> list[Comparison]:
+    """Paired tests of each (backbone, arm, reference) that has runs, Holm-adjusted as one family, in order."""
+    found = [Comparison(backbone, arm, ref, test) for backbone, arm, ref in pairs
+             if (test := compare(results, backbone, arm, ref, metric, plan.cfg.bootstrap)) is not None]
+    adjusted = holm([c.test.pvalue for c in found])
+    return [replace(c, p_holm=float(p)) for c, p in zip(found, adjusted)]
+
+
 def table_comparisons(plan: ReportPlan, results: Results, arms: list[Arm], metric: str) -> list[Comparison]:
     """Every arm against the control and against KAR (where both exist), Holm-adjusted as one family."""
     control, kar = reference_arms(plan)
-    found: list[Comparison] = []
-    for backbone in plan.backbones:
-        for arm in arms:
-            for ref in (control, kar):
-                if ref is None or arm.is_base or arm.name == ref.name or (ref is kar and arm.is_control):
-                    continue
-                test = compare(results, backbone, arm.name, ref.name, metric, plan.cfg.bootstrap)
-                if test is not None:
-                    found.append(Comparison(backbone, arm.name, ref.name, test))
-    adjusted = holm([c.test.pvalue for c in found])
-    return [Comparison(c.backbone, c.arm, c.reference, c.test, float(p)) for c, p in zip(found, adjusted)]
+    pairs = [(backbone, arm.name, ref.name) for backbone in plan.backbones for arm in arms for ref in (control, kar)
+             if not (ref is None or arm.is_base or arm.name == ref.name or (ref is kar and arm.is_control))]
+    return tested(plan, results, pairs, metric)
 
 
 def fmt_cell(values: list[float]) -> str:
@@ -184,20 +184,14 @@ def content_table(plan: ReportPlan, results: Results, negatives: list[Arm], metr
     Read beside the control table: a twin that moves away from the control by as much as the real arm says
     the machinery, not the content, moved the score."""
     twins = [(twin, arm) for arm in negatives if (twin := real_twin(arm, plan.arms)) is not None]
-    found: list[Comparison] = []
-    for backbone in plan.backbones:
-        for twin, arm in twins:
-            test = compare(results, backbone, twin.name, arm.name, metric, plan.cfg.bootstrap)
-            if test is not None:
-                found.append(Comparison(backbone, twin.name, arm.name, test))
+    found = tested(plan, results, [(b, twin.name, arm.name) for b in plan.backbones for twin, arm in twins], metric)
     if not found:
         return ""
-    adjusted = holm([c.test.pvalue for c in found])
     lines = [f"| Backbone | Arm | Content-free twin | Δ {short(metric)} arm − twin [95% CI] | p | p Holm |",
              "|---|---|---|---:|---:|---:|"]
-    for c, p in zip(found, adjusted):
+    for c in found:
         lines.append(f"| {c.backbone} | {c.arm} | {c.reference} | {c.test.diff:+.4f} [{c.test.ci_low:+.4f}, "
-                     f"{c.test.ci_high:+.4f}] | {c.test.pvalue:.3g} | {float(p):.3g} |")
+                     f"{c.test.ci_high:+.4f}] | {c.test.pvalue:.3g} | {c.p_holm:.3g} |")
     return "\n".join(lines)
 
 
@@ -206,20 +200,17 @@ def ablation_table(plan: ReportPlan, results: Results, full: Arm, ablations: lis
     user over common seeds, Holm over the table, with each comparison's own MDE: `differs` when Holm rejects,
     `within MDE` when the 95% CI lies inside ± that MDE, otherwise `inconclusive`. The control table above
     says whether an ablation still helps; this one says whether the removed part mattered."""
-    found = [Comparison(backbone, arm.name, full.name, test)
-             for backbone in plan.backbones for arm in ablations
-             if (test := compare(results, backbone, arm.name, full.name, metric, plan.cfg.bootstrap)) is not None]
+    found = tested(plan, results, [(b, arm.name, full.name) for b in plan.backbones for arm in ablations], metric)
     if not found:
         return ""
-    adjusted = holm([c.test.pvalue for c in found])
     lines = [f"| Backbone | Ablation | Δ {short(metric)} ablation − {full.name} [95% CI] | MDE | p | p Holm | verdict |",
              "|---|---|---:|---:|---:|---:|---|"]
-    for c, p in zip(found, adjusted):
+    for c in found:
         mde = min_detectable_effect(c.test.sd_diff, c.test.n_users, plan.cfg.alpha, plan.cfg.power)
-        verdict = ("differs" if p < plan.cfg.alpha else
+        verdict = ("differs" if c.p_holm < plan.cfg.alpha else
                    "within MDE" if -mde <= c.test.ci_low and c.test.ci_high <= mde else "inconclusive")
         lines.append(f"| {c.backbone} | {c.arm} | {c.test.diff:+.4f} [{c.test.ci_low:+.4f}, {c.test.ci_high:+.4f}] | "
-                     f"{mde:.4f} | {c.test.pvalue:.3g} | {float(p):.3g} | {verdict} |")
+                     f"{mde:.4f} | {c.test.pvalue:.3g} | {c.p_holm:.3g} | {verdict} |")
     return "\n".join(lines)
 
 
